@@ -1,0 +1,144 @@
+"""Start and stop a real Covalent server that touches nothing outside one folder.
+
+The tests, the docs build and the benchmarks all use this module, so there is one
+way to get a server: an isolated home folder (``HOME``, ``COVALENT_CONFIG_DIR``
+and the XDG folders inside it), a free port on 127.0.0.1, ``covalent start`` and,
+whatever happens, ``covalent stop``.
+
+Covalent reads its configuration once, when it is first imported, so a process
+that talks to the server calls :func:`isolate_this_process` before ``import covalent``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT_SECONDS = 120
+_XDG_VARIABLES = ("XDG_CONFIG_HOME", "XDG_CONFIG_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME")
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def isolated_environment(home: Path, port: int, *, cluster: bool = False) -> dict:
+    """Return this process's environment pointed at ``home`` and ``port``.
+
+    Without a Dask cluster, ``COVALENT_DISABLE_DASK=1`` makes ``local`` the default
+    executor for clients too (otherwise workflows default to ``dask`` and fail).
+    """
+    env = dict(os.environ)
+    env.pop("COVALENT_DISABLE_DASK", None)
+    for name in _XDG_VARIABLES:
+        env.pop(name, None)
+    env.update(
+        HOME=str(home),
+        COVALENT_CONFIG_DIR=str(home / ".config" / "covalent"),
+        COVALENT_SVC_PORT=str(port),
+        COVALENT_DISPATCHER_ADDR="127.0.0.1",
+    )
+    if not cluster:
+        env["COVALENT_DISABLE_DASK"] = "1"
+    return env
+
+
+def isolate_this_process(home: Path, port: int, *, cluster: bool = False) -> None:
+    """Point this process's Covalent client at ``home`` and ``port``; call it first."""
+    if "covalent" in sys.modules:
+        raise RuntimeError(
+            "covalent is already imported, so it has read another configuration: "
+            "call isolate_this_process() before anything imports covalent."
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    environment = isolated_environment(home, port, cluster=cluster)
+    os.environ.clear()
+    os.environ.update(environment)
+
+
+@dataclass(frozen=True)
+class CovalentServer:
+    """A running server: its home folder, port and the environment that reaches it."""
+
+    home: Path
+    port: int
+    env: dict
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def covalent_command(python: str = sys.executable) -> str:
+    """Return the ``covalent`` command installed beside ``python``."""
+    return str(Path(python).parent / "covalent")
+
+
+def _wait_until_listening(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Covalent server at {url} did not answer: {error}") from error
+            time.sleep(0.25)
+
+
+@contextmanager
+def running_server(
+    home: Path,
+    port: int | None = None,
+    *,
+    cluster: bool = False,
+    python: str = sys.executable,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[CovalentServer]:
+    """Start ``covalent start`` isolated in ``home``; stop it on exit, also after an error.
+
+    ``cluster=False`` passes ``--no-cluster``: no Dask cluster and no dashboard on
+    port 8787. ``python`` chooses the environment whose Covalent runs the server.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    env = isolated_environment(home, port, cluster=cluster) | (extra_env or {})
+    server = CovalentServer(home=home, port=port, env=env)
+    command = [covalent_command(python), "start", "--port", str(port)]
+    if not cluster:
+        command.append("--no-cluster")
+    log = home / "covalent-start.log"
+    try:
+        with log.open("w") as output:
+            started = subprocess.run(
+                command,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=START_TIMEOUT_SECONDS,
+            )
+        if started.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{log.read_text()}")
+        _wait_until_listening(server.url, START_TIMEOUT_SECONDS)
+        yield server
+    finally:
+        subprocess.run(
+            [covalent_command(python), "stop"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            timeout=START_TIMEOUT_SECONDS,
+        )

@@ -1,0 +1,48 @@
+"""The how-to page's add/multiply workflow, built for any executor."""
+
+import covalent as ct
+
+
+def add_multiply_workflow(executor):
+    """Return ``workflow(x, y) = y * (x + y)`` whose two electrons use ``executor``."""
+
+    @ct.electron(executor=executor)
+    def add(x, y):
+        return x + y
+
+    @ct.electron(executor=executor)
+    def multiply(x, y):
+        return x * y
+
+    @ct.lattice
+    def workflow(x, y):
+        r1 = add(x, y)
+        return multiply(y, r1)
+
+    return workflow
+
+
+def failing_workflow(executor):
+    """Return a one-electron workflow whose task raises ``ValueError('bad input: 7')``."""
+
+    @ct.electron(executor=executor)
+    def check(x):
+        raise ValueError(f"bad input: {x}")
+
+    @ct.lattice
+    def workflow(x):
+        return check(x)
+
+    return workflow
+
+
+def dispatch_and_wait(workflow, *args):
+    """Dispatch ``workflow(*args)`` to the configured server and return its finished result."""
+    dispatch_id = ct.dispatch(workflow)(*args)
+    return ct.get_result(dispatch_id, wait=True)
+
+
+def node_ids_by_name(result) -> dict[str, int]:
+    """Map each electron name of a finished dispatch to its node id."""
+    graph = result.lattice.transport_graph
+    return {graph.get_node_value(n, "name"): n for n in graph._graph.nodes}
