@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ class TaskRecord:
     def to_line(self, record_format: str = "text") -> str:
         """Return the record as one line, newline included."""
         if record_format == "jsonl":
-            return json.dumps({**asdict(self), "status": self.status}) + "\n"
+            return json.dumps({**vars(self), "status": self.status}) + "\n"
         who = f"Node {self.node_id} in dispatch {self.dispatch_id}"
         if self.error is None:
             return f"{who} took {self.cpu_seconds:.6f}s of CPU time.\n"
