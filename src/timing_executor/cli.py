@@ -1,0 +1,147 @@
+"""The ``timing-executor`` command: ``timing-executor report PATH`` and its options.
+
+Exit status: 0 when the report was written; 1 when the file cannot be read,
+holds no records, has no (or more than one) dispatch matching an id, or the plot
+cannot be drawn; 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from timing_executor import render
+from timing_executor.plot import PlotUnavailableError, plot_comparison
+from timing_executor.report import Collected, UnknownDispatchError, collect, compare, find_dispatch
+from timing_executor.timing import DEFAULT_TIMING_FILEPATH
+
+PROGRAM = "timing-executor"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="Read the records of TimingExecutor and AsyncTimingExecutor."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    report = commands.add_parser(
+        "report",
+        help="summarize a record file per dispatch, or compare two dispatches",
+        description=(
+            "Print, per dispatch, each node's CPU seconds and, where recorded, wall seconds, "
+            "CPU/wall and status, with totals. Reads text and JSON Lines records, mixed or not; "
+            "other lines are skipped and counted in one warning."
+        ),
+    )
+    report.add_argument(
+        "path",
+        nargs="?",
+        default=DEFAULT_TIMING_FILEPATH,
+        metavar="PATH",
+        help=f"record file (default: {DEFAULT_TIMING_FILEPATH})",
+    )
+    which = report.add_mutually_exclusive_group()
+    which.add_argument(
+        "--dispatch", metavar="ID", help="only this dispatch (a unique prefix of its id is enough)"
+    )
+    which.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("ID_A", "ID_B"),
+        help="compare two dispatches node by node: B - A and B / A",
+    )
+    report.add_argument("--format", choices=render.FORMATS, default="table")
+    report.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="with --compare, also save a bar chart per node (needs timing-executor[plot])",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.plot and not args.compare:
+        parser.error("--plot draws a comparison: use it with --compare ID_A ID_B")
+    try:
+        return report(args)
+    except (OSError, UnknownDispatchError, PlotUnavailableError) as error:
+        print(f"{PROGRAM} report: error: {_describe(error)}", file=sys.stderr)
+        return 1
+
+
+def report(args: argparse.Namespace) -> int:
+    wanted = args.compare or ([args.dispatch] if args.dispatch else [])
+    collected = collect(args.path, (lambda d: d.startswith(tuple(wanted))) if wanted else None)
+    _warn(collected)
+    if not wanted and not collected.dispatches:
+        raise UnknownDispatchError(f"{args.path} holds no timing records")
+    if args.compare:
+        a, b = (find_dispatch(collected, wanted_id) for wanted_id in args.compare)
+        rows = compare(a, b)
+        if args.plot:
+            plot_comparison(a, b, rows, args.plot)
+        _write_comparison(a, b, rows, args.format, collected)
+    else:
+        dispatches = (
+            [find_dispatch(collected, args.dispatch)]
+            if args.dispatch
+            else list(collected.dispatches.values())
+        )
+        _write_dispatches(dispatches, args.format, collected)
+    return 0
+
+
+def _write_dispatches(dispatches, output_format: str, collected: Collected) -> None:
+    if output_format == "json":
+        document = {
+            "path": collected.path,
+            "skipped_lines": collected.counts.skipped,
+            "dispatches": [render.dispatch_fields(d) for d in dispatches],
+        }
+        render.write_json(document, sys.stdout)
+    elif output_format == "csv":
+        render.write_dispatches_csv(dispatches, sys.stdout)
+    else:
+        render.print_tables(map(render.dispatch_table, dispatches), sys.stdout)
+
+
+def _write_comparison(a, b, rows, output_format: str, collected: Collected) -> None:
+    if output_format == "json":
+        document = {
+            "path": collected.path,
+            "skipped_lines": collected.counts.skipped,
+            "a": a.dispatch_id,
+            "b": b.dispatch_id,
+            "nodes": [render.comparison_fields(row) for row in rows],
+            "totals": {"a": render.totals_fields(a.totals), "b": render.totals_fields(b.totals)},
+        }
+        render.write_json(document, sys.stdout)
+    elif output_format == "csv":
+        render.write_comparison_csv(rows, sys.stdout)
+    else:
+        render.print_tables([render.comparison_table(a, b, rows)], sys.stdout)
+
+
+def _warn(collected: Collected) -> None:
+    counts = collected.counts
+    if counts.skipped:
+        print(
+            f"{PROGRAM} report: warning: skipped {counts.skipped} line(s) of {collected.path} "
+            f"that are not timing records (the first is line {counts.first_skipped_line})",
+            file=sys.stderr,
+        )
+    if collected.repeated:
+        print(
+            f"{PROGRAM} report: note: {collected.repeated} record(s) repeat a node already "
+            "recorded in the same dispatch; the last record of each node is reported",
+            file=sys.stderr,
+        )
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"cannot read {error.filename}: {error.strerror}"
+    return str(error)
