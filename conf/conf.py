@@ -1,0 +1,99 @@
+"""Sphinx configuration: ``sphinx-build -c conf docs build/html`` (see ``tox -e docs``).
+
+The doctest build (``-b doctest``) runs every example against a real Covalent
+server that this file starts and stops. Covalent reads its configuration when it
+is first imported, so this process is pointed at an isolated home folder before
+anything (autodoc, an example) imports it.
+"""
+
+import atexit
+import logging
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent
+REPO_ROOT = CONF_DIR.parent
+sys.path[:0] = [str(CONF_DIR), str(REPO_ROOT)]
+
+from tests.covalent_server import free_port, isolate_this_process, running_server  # noqa: E402
+
+DOCS_HOME_ROOT = Path(tempfile.mkdtemp(prefix="timing-executor-docs-"))
+DOCS_HOME = DOCS_HOME_ROOT / "home"
+DOCS_PORT = free_port()
+isolate_this_process(DOCS_HOME, DOCS_PORT)
+atexit.register(shutil.rmtree, DOCS_HOME_ROOT, ignore_errors=True)
+
+project = "timing-executor"
+author = "timing-executor contributors"
+copyright = "timing-executor contributors"
+release = "0.1.0"
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+    "sphinx_autodoc_typehints",
+    "sphinx_copybutton",
+]
+
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build"]
+myst_heading_anchors = 3
+
+html_theme = "furo"
+html_title = "timing-executor"
+
+# The Python inventory is Debian's python3.11-doc objects.inv, shipped in conf/:
+# the build never fetches one.
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3.11/", str(CONF_DIR / "python-objects.inv")),
+}
+
+nitpicky = True
+# Covalent publishes no inventory that could be shipped here: its names stay plain text.
+nitpick_ignore_regex = [(r"py:.*", r"covalent(\..*)?")]
+
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+typehints_defaults = "comma"
+napoleon_numpy_docstring = False
+
+# sphinx-copybutton copies only the code: prompts ($, >>>, ...) and output lines are dropped.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+copybutton_exclude = ".linenos, .gp, .go"
+
+_server = ExitStack()
+atexit.register(_server.close)
+
+
+def _start_server_for_doctest(app) -> None:
+    """Start the Covalent server the examples dispatch to, only for ``-b doctest``."""
+    if app.builder.name == "doctest":
+        _server.enter_context(running_server(DOCS_HOME, DOCS_PORT))
+
+
+def _stop_server(app, exception) -> None:
+    _server.close()
+
+
+class _AllowEmptyGlobToctree(logging.Filter):
+    """Drop only "toctree glob pattern ... didn't match": a page folder may still be empty.
+
+    Sphinx logs that warning without a type, so ``suppress_warnings`` cannot name it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "subtype", None) != "empty_glob"
+
+
+def setup(app) -> None:
+    logging.getLogger("sphinx.sphinx.directives.other").addFilter(_AllowEmptyGlobToctree())
+    app.connect("builder-inited", _start_server_for_doctest)
+    app.connect("build-finished", _stop_server)
