@@ -1,0 +1,114 @@
+"""Fixtures for testing the built site in Debian's Chromium, as a reader uses it.
+
+These tests need the ``browser`` tox env: Playwright, the HTML that env builds and
+a second virtual environment holding Covalent without this package. The env sets
+``TIMING_EXECUTOR_BROWSER_TESTS=1``; anywhere else (the ``py`` env's plain
+``pytest``) this folder is not collected, because ``tox`` runs it in the
+``browser`` env. Without Chromium at ``/usr/bin/chromium`` the tests are skipped
+with a message saying how to install it, except under CI, which installs it
+(``.ci/run``) and so fails instead.
+"""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.browser.site import (
+    CHROMIUM,
+    REPOSITORY,
+    launch_chromium,
+    new_reader_page,
+    serve_folder,
+)
+
+ENABLED = os.environ.get("TIMING_EXECUTOR_BROWSER_TESTS") == "1"
+SITE = Path(os.environ.get("TIMING_EXECUTOR_SITE", REPOSITORY / "build" / "html"))
+SCREENSHOTS = REPOSITORY / "build" / "screenshots"
+COVALENT_PIN = "covalent==0.240.0"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave this folder to the ``browser`` tox env (see the module docstring)."""
+    if not ENABLED and collection_path.name.startswith("test_"):
+        return True
+    return None
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """The built HTML site (``sphinx-build -c conf docs build/html``)."""
+    if not (SITE / "index.html").is_file():
+        pytest.fail(f"No built site at {SITE}: run `tox -e browser`, which builds it first.")
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def site_url(site: Path) -> Iterator[str]:
+    """The site served over HTTP on 127.0.0.1."""
+    with serve_folder(site) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    if not CHROMIUM.exists():
+        message = f"Chromium is not installed at {CHROMIUM}: `apt-get install chromium`."
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} .ci/run installs it, so CI must have it.")
+        pytest.skip(f"{message} (.ci/run does this) to run the browser tests.")
+    with launch_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def reader(browser, site_url):
+    """A fresh page at desktop size whose console errors and failed requests are kept."""
+    with new_reader_page(browser, site_url) as reader_page:
+        yield reader_page
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where screenshots for a person to look at are written."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
+def reader_python(tmp_path_factory) -> str:
+    """The Python of a venv with Covalent only, like a reader's without this package.
+
+    ``TIMING_EXECUTOR_READER_VENV`` chooses where it lives (tox keeps it between
+    runs); otherwise it is made in a temporary folder.
+    """
+    venv = Path(
+        os.environ.get("TIMING_EXECUTOR_READER_VENV") or tmp_path_factory.mktemp("reader") / "venv"
+    )
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    constraints = REPOSITORY / "conf" / "constraints.txt"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-c", str(constraints), COVALENT_PIN],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    check = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, importlib.util as u;"
+            "print(m.version('covalent'), u.find_spec('timing_executor') is None)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=venv,
+    )
+    assert check.stdout.split() == ["0.240.0", "True"], check.stdout + check.stderr
+    return str(python)

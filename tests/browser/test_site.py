@@ -1,0 +1,53 @@
+"""Every page of the built site, opened in Chromium as a reader opens it."""
+
+from tests.browser.links import COLLECT_REFERENCES, broken_internal_references, site_pages
+from tests.browser.site import PHONE, new_reader_page
+
+HOW_TO = "how-to/create-custom-executor.html"
+
+
+def test_every_page_loads_without_console_errors_or_broken_links(reader, site, site_url):
+    pages = site_pages(site)
+    assert "index.html" in pages
+    problems = []
+    for page_path in pages:
+        response = reader.page.goto(site_url + page_path, wait_until="load")
+        reader.page.wait_for_load_state("networkidle")
+        references = reader.page.evaluate(COLLECT_REFERENCES)
+        broken = broken_internal_references(
+            site, site_url, references["links"] + references["assets"]
+        )
+        broken += [f"image not shown: {src}" for src in references["brokenImages"]]
+        if response.status != 200:
+            broken.append(f"HTTP {response.status}")
+        problems += [f"{page_path}: {problem}" for problem in broken + reader.problems()]
+        reader.console_errors.clear()
+        reader.failed_requests.clear()
+    assert not problems, "\n".join(problems)
+
+
+def test_search_finds_timing_executor(reader, site_url):
+    reader.page.goto(site_url + "search.html?q=TimingExecutor")
+    results = reader.page.locator("#search-results ul.search li a")
+    results.first.wait_for(timeout=30_000)
+    hrefs = [link.get_attribute("href") for link in results.all()]
+    assert any(HOW_TO in href for href in hrefs), hrefs
+    assert not reader.problems(), reader.problems()
+
+
+def test_screenshots_of_the_how_to_page(browser, site_url, screenshots):
+    """Desktop and phone screenshots under build/screenshots/ for a person to look at."""
+    with new_reader_page(browser, site_url) as desktop:
+        desktop.page.goto(site_url + HOW_TO, wait_until="networkidle")
+        desktop.page.screenshot(path=screenshots / "how-to-desktop.png", full_page=True)
+        assert not desktop.problems(), desktop.problems()
+    with new_reader_page(
+        browser, site_url, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+    ) as phone:
+        phone.page.goto(site_url + HOW_TO, wait_until="networkidle")
+        phone.page.screenshot(path=screenshots / "how-to-phone.png", full_page=True)
+        page_width = phone.page.evaluate("document.documentElement.scrollWidth")
+        assert page_width <= PHONE["width"], f"the page is {page_width}px wide on a phone"
+        assert not phone.problems(), phone.problems()
+    for name in ("how-to-desktop.png", "how-to-phone.png"):
+        assert (screenshots / name).stat().st_size > 10_000
