@@ -8,6 +8,7 @@ cannot be drawn; 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -67,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--plot draws a comparison: use it with --compare ID_A ID_B")
     try:
         return report(args)
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): say nothing more, and write nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (OSError, UnknownDispatchError, PlotUnavailableError) as error:
         print(f"{PROGRAM} report: error: {_describe(error)}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO
 
@@ -53,7 +54,15 @@ def utc(timestamp: float | None) -> str | None:
 # Tables ---------------------------------------------------------------------------------
 
 
-def dispatch_table(dispatch: DispatchRuns) -> Table:
+@dataclass(frozen=True)
+class Titled:
+    """A table and the lines printed above it (a rich title would wrap at the table's width)."""
+
+    heading: str
+    table: Table
+
+
+def dispatch_table(dispatch: DispatchRuns) -> Titled:
     """One row per node and a totals row."""
     started = utc(dispatch.started_at)
     named = any(run.node_name for run in dispatch.nodes.values())
@@ -76,11 +85,11 @@ def dispatch_table(dispatch: DispatchRuns) -> Table:
     footer = row(
         "Total", f"{totals.nodes} nodes", totals.cpu_seconds, totals.wall_seconds, _failed(totals)
     )
-    title = f"Dispatch {dispatch.dispatch_id}" + (f", started {started}" if started else "")
-    return _table(title, headings, rows, footer, text_columns=1 + named)
+    heading = f"Dispatch {dispatch.dispatch_id}" + (f", started {started}" if started else "")
+    return Titled(heading, _table(headings, rows, footer, text_columns=1 + named))
 
 
-def comparison_table(a: DispatchRuns, b: DispatchRuns, rows: list[NodeComparison]) -> Table:
+def comparison_table(a: DispatchRuns, b: DispatchRuns, rows: list[NodeComparison]) -> Titled:
     """One row per node id: each dispatch's times, ``B - A`` and ``B / A``."""
     timed = a.has_wall_time and b.has_wall_time
     measures = ["CPU"] + (["Wall"] if timed else [])
@@ -105,17 +114,15 @@ def comparison_table(a: DispatchRuns, b: DispatchRuns, rows: list[NodeComparison
     if timed:
         pairs.append((totals_a.wall_seconds, totals_b.wall_seconds))
     footer = ["Total", f"{len(rows)} nodes", *cells(pairs), ""]
-    title = f"A = dispatch {a.dispatch_id}\nB = dispatch {b.dispatch_id}"
-    return _table(title, headings, body, footer, text_columns=2)
+    heading = f"A = dispatch {a.dispatch_id}\nB = dispatch {b.dispatch_id}"
+    return Titled(heading, _table(headings, body, footer, text_columns=2))
 
 
 def _table(
-    title: str, headings: list[str], rows: list[list[str]], footer: list[str], text_columns: int
+    headings: list[str], rows: list[list[str]], footer: list[str], text_columns: int
 ) -> Table:
     """A borderless table: numbers right-aligned, except the node id column's footer."""
-    table = Table(
-        title=title, title_justify="left", box=box.SIMPLE, show_edge=False, show_footer=True
-    )
+    table = Table(box=box.SIMPLE, show_edge=False, show_footer=True)
     for index, (heading, total) in enumerate(zip(headings, footer, strict=True)):
         numeric = index == 0 or (text_columns <= index < len(headings) - 1)
         table.add_column(heading, footer=total, justify="right" if numeric else "left")
@@ -128,13 +135,13 @@ def _failed(totals: Totals) -> str:
     return f"{totals.failed} FAILED" if totals.failed else "all COMPLETED"
 
 
-def print_tables(tables: Iterable[Table], output: IO[str]) -> None:
+def print_tables(tables: Iterable[Titled], output: IO[str]) -> None:
     """Print the tables a blank line apart, without the spaces rich pads lines with."""
     console = console_for(output)
-    for number, table in enumerate(tables):
+    for number, titled in enumerate(tables):
         with console.capture() as captured:
-            console.print(table)
-        lines = [line.rstrip() for line in captured.get().splitlines()]
+            console.print(titled.table)
+        lines = [titled.heading] + [line.rstrip() for line in captured.get().splitlines()]
         output.write(("\n" if number else "") + "\n".join(lines) + "\n")
 
 
@@ -212,11 +219,11 @@ COMPARISON_COLUMNS = [
 
 
 def write_dispatches_csv(dispatches: Iterable[DispatchRuns], output: IO[str]) -> None:
-    writer = csv.DictWriter(output, DISPATCH_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(output, lineterminator="\n")
+    writer.writerow(DISPATCH_COLUMNS)
     for dispatch in dispatches:
         for run in dispatch.sorted_runs():
-            writer.writerow({"dispatch_id": dispatch.dispatch_id, **run_fields(run)})
+            writer.writerow((dispatch.dispatch_id, *run_fields(run).values()))
 
 
 def write_comparison_csv(rows: Iterable[NodeComparison], output: IO[str]) -> None:

@@ -10,6 +10,7 @@ the records it replaced.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,25 @@ def collect(path: str | os.PathLike, keep: Callable[[str], bool] | None = None) 
     """
     dispatches: dict[str, DispatchRuns] = {}
     counts = ReadCounts()
+    # What a read builds holds no reference cycles, so the cycle collector has nothing to
+    # find; paused, it no longer rescans every kept record (a third of the time at 1M nodes).
+    collector_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        repeated = _read_into(dispatches, counts, path, keep)
+    finally:
+        if collector_was_enabled:
+            gc.enable()
+    return Collected(os.fspath(path), dispatches, counts, repeated)
+
+
+def _read_into(
+    dispatches: dict[str, DispatchRuns],
+    counts: ReadCounts,
+    path: str | os.PathLike,
+    keep: Callable[[str], bool] | None,
+) -> int:
+    """Add the kept records of ``path`` to ``dispatches``; return how many replaced one."""
     repeated = 0
     with open(path, encoding="utf-8", errors="replace") as lines:
         for dispatch_id, run in iter_records(lines, counts):
@@ -91,7 +111,7 @@ def collect(path: str | os.PathLike, keep: Callable[[str], bool] | None = None) 
                 dispatch = dispatches[dispatch_id] = DispatchRuns(dispatch_id)
             repeated += run.node_id in dispatch.nodes
             dispatch.nodes[run.node_id] = run
-    return Collected(os.fspath(path), dispatches, counts, repeated)
+    return repeated
 
 
 class UnknownDispatchError(LookupError):
