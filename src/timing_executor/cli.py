@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("ID_A", "ID_B"),
         help="compare two dispatches node by node: B - A and B / A",
     )
-    report.add_argument("--format", choices=render.FORMATS, default="table")
+    report.add_argument(
+        "--format",
+        choices=render.FORMATS,
+        default="table",
+        help="tables for people (default), or JSON or CSV for programs",
+    )
     report.add_argument(
         "--plot",
         metavar="FILE.png",
