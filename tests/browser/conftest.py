@@ -31,11 +31,25 @@ SCREENSHOTS = REPOSITORY / "build" / "screenshots"
 COVALENT_PIN = "covalent==0.240.0"
 
 
+_left_to_the_browser_env: list[str] = []
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """Leave this folder to the ``browser`` tox env (see the module docstring)."""
     if not ENABLED and collection_path.name.startswith("test_"):
+        _left_to_the_browser_env.append(collection_path.name)
         return True
     return None
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say which browser test modules were left out, and where they run."""
+    if _left_to_the_browser_env:
+        terminalreporter.write_line(
+            f"tests/browser ({', '.join(sorted(_left_to_the_browser_env))}) not collected here: "
+            "they run in `tox -e browser` (or set TIMING_EXECUTOR_BROWSER_TESTS=1 "
+            "where Playwright is installed)."
+        )
 
 
 @pytest.fixture(scope="session")

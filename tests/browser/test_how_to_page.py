@@ -66,9 +66,13 @@ def test_workflow_listings_show_and_copy_the_whole_script(how_to, section, scrip
 def test_every_copy_button_copies_only_the_code(how_to):
     listings = copy_listings(how_to, "article div.highlight")
     assert len(listings) >= 15
-    for listing in listings:
-        assert listing.copied.rstrip("\n") == listing.code_shown().rstrip("\n"), listing.shown
-        assert not re.search(r"^(>>>|\.\.\.|\$) ", listing.copied, re.MULTILINE), listing.copied
+    wrong = [
+        f"listing:\n{listing.shown}\ncopied:\n{listing.copied}\nexpected:\n{listing.code_shown()}"
+        for listing in listings
+        if listing.copied.rstrip("\n") != listing.code_shown().rstrip("\n")
+        or re.search(r"^(>>>|\.\.\.|\$) ", listing.copied, re.MULTILINE)
+    ]
+    assert not wrong, "copy buttons that copy more or less than the code:\n" + "\n".join(wrong)
 
 
 def test_copied_timing_plugin_runs_the_workflow_without_the_package(

@@ -36,18 +36,23 @@ def test_search_finds_timing_executor(reader, site_url):
 
 
 def test_screenshots_of_the_how_to_page(browser, site_url, screenshots):
-    """Desktop and phone screenshots under build/screenshots/ for a person to look at."""
+    """Desktop and phone screenshots (first screen and whole page) under build/screenshots/."""
     with new_reader_page(browser, site_url) as desktop:
         desktop.page.goto(site_url + HOW_TO, wait_until="networkidle")
-        desktop.page.screenshot(path=screenshots / "how-to-desktop.png", full_page=True)
+        desktop.page.screenshot(path=screenshots / "how-to-desktop.png")
+        desktop.page.screenshot(path=screenshots / "how-to-desktop-full.png", full_page=True)
+        listing = desktop.page.locator("section#the-timingexecutor div.highlight").first
+        listing.hover()
+        listing.screenshot(path=screenshots / "how-to-listing-with-copy-button.png")
         assert not desktop.problems(), desktop.problems()
     with new_reader_page(
         browser, site_url, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
     ) as phone:
         phone.page.goto(site_url + HOW_TO, wait_until="networkidle")
-        phone.page.screenshot(path=screenshots / "how-to-phone.png", full_page=True)
+        phone.page.screenshot(path=screenshots / "how-to-phone.png")
+        phone.page.screenshot(path=screenshots / "how-to-phone-full.png", full_page=True)
         page_width = phone.page.evaluate("document.documentElement.scrollWidth")
         assert page_width <= PHONE["width"], f"the page is {page_width}px wide on a phone"
         assert not phone.problems(), phone.problems()
-    for name in ("how-to-desktop.png", "how-to-phone.png"):
-        assert (screenshots / name).stat().st_size > 10_000
+    for name in ("how-to-desktop", "how-to-desktop-full", "how-to-phone", "how-to-phone-full"):
+        assert (screenshots / f"{name}.png").stat().st_size > 10_000
