@@ -70,11 +70,11 @@ autodoc_default_options = {"members": True, "show-inheritance": True}
 typehints_defaults = "comma"
 napoleon_numpy_docstring = False
 
-# sphinx-copybutton copies only the code: prompts ($, >>>, ...) and output lines are dropped.
+# sphinx-copybutton: in a block with prompts ($, >>>, ...) only the prompted lines are
+# copied, without their prompts, so output and tracebacks stay behind.
 copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
 copybutton_only_copy_prompt_lines = True
-copybutton_exclude = ".linenos, .gp, .go"
 
 _server = ExitStack()
 atexit.register(_server.close)
