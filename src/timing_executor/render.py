@@ -24,7 +24,7 @@ from timing_executor.report import DispatchRuns, NodeComparison, Totals, differe
 
 FORMATS = ("table", "json", "csv")
 #: Width for tables written to a file or pipe: wide enough that no cell wraps.
-PIPE_WIDTH = 200
+PIPE_WIDTH = 1000
 
 
 def console_for(output: IO[str]) -> Console:
