@@ -71,10 +71,10 @@ def site_url(site: Path) -> Iterator[str]:
 def browser():
     """Debian's Chromium, headless, driven by Playwright (no browser download)."""
     if not CHROMIUM.exists():
-        message = f"Chromium is not installed at {CHROMIUM}: `apt-get install chromium`."
+        missing = f"Chromium is not installed at {CHROMIUM}"
         if os.environ.get("CI"):
-            pytest.fail(f"{message} .ci/run installs it, so CI must have it.")
-        pytest.skip(f"{message} (.ci/run does this) to run the browser tests.")
+            pytest.fail(f"{missing}, but CI must have it: .ci/run installs it with apt-get.")
+        pytest.skip(f"{missing}: `apt-get install chromium` (as .ci/run does) to run these.")
     with launch_chromium() as chromium:
         yield chromium
 
