@@ -7,6 +7,9 @@ a second virtual environment holding Covalent without this package. The env sets
 ``browser`` env. Without Chromium at ``/usr/bin/chromium`` the tests are skipped
 with a message saying how to install it, except under CI, which installs it
 (``.ci/run``) and so fails instead.
+
+``TIMING_EXECUTOR_SITE`` points at another built site than ``build/html``;
+``TIMING_EXECUTOR_READER_VENV`` says where the Covalent-only venv is kept.
 """
 
 import os

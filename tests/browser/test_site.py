@@ -1,9 +1,8 @@
 """Every page of the built site, opened in Chromium as a reader opens it."""
 
+from tests.browser.how_to_page import HOW_TO
 from tests.browser.links import COLLECT_REFERENCES, broken_internal_references, site_pages
 from tests.browser.site import PHONE, new_reader_page
-
-HOW_TO = "how-to/create-custom-executor.html"
 
 
 def test_every_page_loads_without_console_errors_or_broken_links(reader, site, site_url):
