@@ -1,0 +1,81 @@
+"""The benchmark's outputs: the machine, the table of medians and the chart."""
+
+import os
+import platform
+from collections import defaultdict
+from importlib.metadata import version
+from pathlib import Path
+
+from benchmarks import measures
+from benchmarks.cases import CaseResult, Sample
+
+
+def machine() -> str:
+    """One line naming the cores, CPU, Python and Covalent this run used."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, Covalent {version('covalent')}, "
+        f"load average at the start {load}"
+    )
+
+
+def _format(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def table(samples: list[Sample]) -> str:
+    """A Markdown table: one row per case, variant and metric, median and every run."""
+    runs = defaultdict(list)
+    for sample in samples:
+        runs[(sample.case, sample.variant, sample.metric)].append(sample.value)
+    lines = [
+        "| case | variant | metric | median | runs |",
+        "|---|---|---|---:|---|",
+    ]
+    for (case, variant, metric), values in runs.items():
+        every = ", ".join(_format(v) for v in values)
+        lines.append(
+            f"| {case} | {variant} | {metric} | {_format(measures.median(values))} | {every} |"
+        )
+    return "\n".join(lines)
+
+
+def chart(accuracy: CaseResult, concurrency: CaseResult, path: Path) -> None:
+    """Draw A (recorded / true CPU time) and B (tasks running over time) side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ratios = defaultdict(list)
+    for sample in accuracy.samples:
+        if sample.metric.endswith("median task"):
+            ratios[sample.variant].append(sample.value)
+    names = list(ratios)
+    left.bar(names, [measures.median(ratios[n]) for n in names], color="tab:blue")
+    left.axhline(1.0, color="black", linewidth=1, linestyle="--")
+    left.set_title("A: recorded CPU time / true CPU time\n(median task, 4 concurrent tasks)")
+    left.set_ylabel("ratio (1.0 is exact)")
+    for variant, intervals in concurrency.intervals.items():
+        steps = measures.running_over_time(intervals)
+        right.step(
+            [0.0] + [t for t, _ in steps], [0] + [n for _, n in steps], where="post", label=variant
+        )
+    right.set_title(f"B: {len(next(iter(concurrency.intervals.values()), []))} tasks of sleep(1)")
+    right.set_xlabel("seconds since the first task started")
+    right.set_ylabel("tasks running")
+    right.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

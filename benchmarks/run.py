@@ -1,0 +1,92 @@
+"""Run every case on Covalent servers of its own and print the table of medians.
+
+    python -m benchmarks.run                 # what ``tox -e bench`` runs
+    python -m benchmarks.run --repetitions 1 --no-dask --no-write
+
+Each case starts an isolated server (tests/covalent_server.py) with the two
+baselines in its executor plugin folder, and stops it before the next case.
+The table also goes to benchmarks/results/, the chart to docs/explanation/.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from tests.covalent_server import free_port, isolate_this_process, running_server
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+CHART = ROOT / "docs" / "explanation" / "performance.png"
+PLUGIN_DIR = ROOT / "benchmarks" / "plugins"
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask cluster server")
+    parser.add_argument("--no-docs", action="store_true", help="skip timing tox -e docs (E)")
+    parser.add_argument("--no-write", action="store_true", help="print only, write no files")
+    args = parser.parse_args(argv)
+
+    user_env = dict(os.environ)
+    root = Path(tempfile.mkdtemp(prefix="timing-executor-bench-"))
+    port = free_port()
+    isolate_this_process(root / "client", port)
+    from benchmarks import cases, docs_build, overhead, report  # import covalent after isolating
+
+    machine = report.machine()
+    reps, work = args.repetitions, root / "work"
+    work.mkdir()
+    plugins = {"COVALENT_EXECUTOR_DIR": str(PLUGIN_DIR)}
+    server_cases = {
+        "A": lambda: cases.accuracy(["naive", "to_thread", "sync", "async"], reps, work),
+        "B": lambda: cases.concurrency(["async", "to_thread", "sync", "local"], reps, work),
+        "C": lambda: cases.starvation(["idle", "async", "to_thread", "sync"], reps, work),
+        "D": lambda: cases.dispatch_overhead(["local", "naive", "sync", "async"], reps, work),
+    }
+    results = {}
+    try:
+        for name, run_case in server_cases.items():
+            _log(f"case {name}: starting its server")
+            with running_server(root / f"server-{name}", port, extra_env=plugins):
+                cases.warm_up()
+                results[name] = run_case()
+        if not args.no_dask:
+            _log("case B, dask: starting a server with a Dask cluster")
+            with running_server(root / "server-B-dask", port, cluster=True, extra_env=plugins):
+                cases.warm_up()
+                results["B"].extend(cases.concurrency(["dask"], reps, work))
+        _log("case D: run() without a server")
+        results["D"].extend(overhead.run_overhead(reps, work))
+        if args.no_docs or not docs_build.docs_env_exists():
+            _log("case E: not measured (no [testenv:docs] in tox.ini, or --no-docs)")
+        else:
+            _log("case E: tox -e docs, cold then warm")
+            results["E"] = docs_build.docs_build(reps, work, user_env)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    samples = [s for result in results.values() for s in result.samples]
+    text = f"Machine: {machine}\n\n{report.table(samples)}\n"
+    print(text)
+    if not args.no_write:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        (RESULTS_DIR / "results.md").write_text(text)
+        raw = {"machine": machine, "samples": [asdict(s) for s in samples]}
+        (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+        report.chart(results["A"], results["B"], CHART)
+        _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Keep the benchmark code working: one repetition at tiny sizes, no timing asserted.
+
+The benchmark itself (``tox -e bench``) is not a test; these only check that every
+case runs against a real server and yields every figure the table reports.
+"""
+
+import pytest
+
+from benchmarks import cases, measures, overhead, report
+
+
+def test_records_of_the_naive_executor_are_read_without_newlines():
+    log = (
+        "Node 0 in dispatch d1 took 0.5s of CPU time."
+        "Node 2 in dispatch d1 took 1.25e-05s of CPU time."
+        "Node 0 in dispatch other took 9.0s of CPU time."
+    )
+    assert measures.recorded_cpu_seconds(log, "d1") == {0: 0.5, 2: 1.25e-05}
+
+
+def test_most_at_once_counts_overlapping_intervals_only():
+    intervals = [(0.0, 2.0), (1.0, 3.0), (2.5, 4.0), (5.0, 6.0)]
+    assert measures.most_at_once(intervals) == 2
+    assert measures.span(intervals) == 6.0
+    assert measures.start_gap(intervals) == 5.0
+
+
+@pytest.mark.server
+def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
+    result = cases.accuracy(["sync", "async"], 1, tmp_path, tasks_count=2, cpu_seconds=0.05)
+    result.extend(cases.concurrency(["async", "local"], 1, tmp_path, tasks_count=3, seconds=0.1))
+    result.extend(cases.starvation(["idle", "async"], 1, tmp_path, long_tasks=2, seconds=1.0))
+    result.extend(cases.dispatch_overhead(["local", "sync"], 1, tmp_path, tasks_count=3))
+
+    figures = {(s.case, s.variant, s.metric): s.value for s in result.samples}
+    for variant in ("sync", "async"):
+        assert figures["A", variant, "recorded / true, median task"] > 0
+    assert 1 <= figures["B", "async", "most at once"] <= 3
+    assert figures["B", "local", "span / local span"] == 1
+    assert figures["C", "idle", "delay beyond idle (s)"] == 0
+    assert ("C", "async", "local task start delay (s)") in figures
+    assert figures["D", "local", "time / local time"] == 1
+    assert ("D", "sync", "3 trivial tasks, dispatch to done (s)") in figures
+    assert len(result.intervals["async"]) == 3
+
+    table = report.table(result.samples)
+    assert table.startswith("| case | variant | metric | median | runs |")
+    assert len(table.splitlines()) == 2 + len(figures)
+
+
+def test_run_overhead_measures_every_variant(tmp_path):
+    result = overhead.run_overhead(1, tmp_path, calls=20)
+    measured = {s.variant for s in result.samples if s.metric.startswith("run() overhead")}
+    assert measured == set(overhead.VARIANTS)
+    assert (tmp_path / "D-run-naive-0.log").read_text().count("of CPU time.") == 20
+
+
+def test_chart_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    accuracy, concurrency = cases.CaseResult(), cases.CaseResult()
+    accuracy.add("A", "naive", "recorded / true, median task", 1.4, 0)
+    concurrency.intervals["async"] = [(0.0, 1.0), (0.5, 1.5)]
+    report.chart(accuracy, concurrency, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
