@@ -26,6 +26,8 @@ from typing import Any
 
 from covalent.executor.base import AsyncBaseExecutor
 
+# --8<-- [end:imports]
+# --8<-- [start:helper-imports]
 from timing_executor.timing import (
     DEFAULT_TIMING_FILEPATH,
     check_record_format,
@@ -33,7 +35,7 @@ from timing_executor.timing import (
     run_and_record,
 )
 
-# --8<-- [end:imports]
+# --8<-- [end:helper-imports]
 
 # --8<-- [start:plugin-attributes]
 executor_plugin_name = "AsyncTimingExecutor"

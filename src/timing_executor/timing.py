@@ -23,22 +23,13 @@ from covalent.executor.base import BaseExecutor
 
 # --8<-- [end:imports]
 
-# --8<-- [start:plugin-attributes]
-executor_plugin_name = "TimingExecutor"
 
+# --8<-- [start:helpers]
 #: Where records go unless ``timing_filepath`` says otherwise.
 DEFAULT_TIMING_FILEPATH = str(
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "covalent" / "timing.log"
 )
 
-#: The values the Covalent server builds the executor from (see ``covalent.conf``).
-_EXECUTOR_PLUGIN_DEFAULTS = {
-    "timing_filepath": DEFAULT_TIMING_FILEPATH,
-    "record_format": "text",
-}
-# --8<-- [end:plugin-attributes]
-
-# --8<-- [start:helpers]
 RECORD_FORMATS = ("text", "jsonl")
 
 
@@ -172,6 +163,16 @@ def run_and_record(
 
 
 # --8<-- [end:helpers]
+
+# --8<-- [start:plugin-attributes]
+executor_plugin_name = "TimingExecutor"
+
+#: The values the Covalent server builds the executor from (see ``covalent.conf``).
+_EXECUTOR_PLUGIN_DEFAULTS = {
+    "timing_filepath": DEFAULT_TIMING_FILEPATH,
+    "record_format": "text",
+}
+# --8<-- [end:plugin-attributes]
 
 
 # --8<-- [start:executor]
