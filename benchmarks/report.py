@@ -57,15 +57,18 @@ def chart(accuracy: CaseResult, concurrency: CaseResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ratios = defaultdict(list)
+    ratios = defaultdict(lambda: defaultdict(list))
     for sample in accuracy.samples:
-        if sample.metric.endswith("median task"):
-            ratios[sample.variant].append(sample.value)
-    names = list(ratios)
-    left.bar(names, [measures.median(ratios[n]) for n in names], color="tab:blue")
+        ratios[sample.metric.rsplit(", ", 1)[-1]][sample.variant].append(sample.value)
+    names = list(ratios["median task"])
+    for offset, which in ((-0.2, "median task"), (0.2, "worst task")):
+        heights = [measures.median(ratios[which][name] or [0.0]) for name in names]
+        left.bar([i + offset for i in range(len(names))], heights, width=0.4, label=which)
+    left.set_xticks(range(len(names)), names)
     left.axhline(1.0, color="black", linewidth=1, linestyle="--")
-    left.set_title("A: recorded CPU time / true CPU time\n(median task, 4 concurrent tasks)")
+    left.set_title("A: recorded CPU time / true CPU time\n(4 concurrent tasks, median of runs)")
     left.set_ylabel("ratio (1.0 is exact)")
+    left.legend()
     for variant, intervals in concurrency.intervals.items():
         steps = measures.running_over_time(intervals)
         right.step(
@@ -73,7 +76,8 @@ def chart(accuracy: CaseResult, concurrency: CaseResult, path: Path) -> None:
         )
     right.set_title(f"B: {len(next(iter(concurrency.intervals.values()), []))} tasks of sleep(1)")
     right.set_xlabel("seconds since the first task started")
-    right.set_ylabel("tasks running")
+    right.set_ylabel("tasks running (last run)")
+    right.yaxis.get_major_locator().set_params(integer=True)
     right.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
