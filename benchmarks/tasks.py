@@ -11,17 +11,19 @@ import covalent as ct
 def cpu_workflow(executor, tasks: int, cpu_seconds: float):
     """``tasks`` electrons that each burn ``cpu_seconds`` of their own thread's CPU.
 
-    Each returns the CPU time it measured itself with ``time.thread_time()``: the truth.
+    Each returns the CPU time it measured itself with ``time.thread_time()`` (the
+    truth), and the Unix times it started and ended.
     """
 
     @ct.electron(executor=executor)
     def burn(index):
         import time
 
+        started_at = time.time()
         start = time.thread_time()
         while time.thread_time() - start < cpu_seconds:
             sum(range(1000))
-        return time.thread_time() - start
+        return time.thread_time() - start, started_at, time.time()
 
     @ct.lattice
     def workflow(tasks):
