@@ -10,11 +10,13 @@ Why its own pool: ``asyncio.to_thread`` (and ``run_in_executor(None, ...)``) use
 the loop's default pool, which has ``min(32, cores + 4)`` threads (6 on 2 cores)
 and is shared with the server itself and with Covalent's ``local`` and sync
 executors. Measured with ``tox -e bench`` (2 cores): 20 tasks that each sleep 1 s
-took about 4 s through ``to_thread``, 6 at a time, and six long tasks delayed an
-unrelated ``local`` task by 2.4 s. With a pool of :data:`MAX_CONCURRENT_TASKS`
-threads all 20 run at once and ``local`` tasks are not delayed. Threads also keep
-the per-task cost to a hand-off; a process per task would cost a Python start-up
-and a re-import of the task's modules, and a Dask cluster a network round trip.
+took 4.06 s through ``to_thread``, 6 at a time, and six 6-second tasks kept an
+unrelated ``local`` task from starting until one of them ended (5.9 s). With a pool
+of :data:`MAX_CONCURRENT_TASKS` threads all 20 ran at once (1.88 s in all, 0.88 s of
+it the server's own start stagger) and the ``local`` task started as on an idle
+server. Threads also keep the per-task cost to a hand-off (about 0.1 ms); a process
+per task would cost a Python start-up and a re-import of the task's modules, and a
+Dask cluster a network round trip.
 """
 
 # --8<-- [start:imports]
