@@ -8,9 +8,7 @@ anything (autodoc, an example) imports it.
 
 import atexit
 import logging
-import shutil
 import sys
-import tempfile
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,13 +23,9 @@ CONF_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CONF_DIR.parent
 sys.path[:0] = [str(CONF_DIR), str(REPO_ROOT)]
 
-from tests.covalent_server import free_port, isolate_this_process, running_server  # noqa: E402
+from tests.covalent_server import isolate_in_temporary_home, running_server  # noqa: E402
 
-DOCS_HOME_ROOT = Path(tempfile.mkdtemp(prefix="timing-executor-docs-"))
-DOCS_HOME = DOCS_HOME_ROOT / "home"
-DOCS_PORT = free_port()
-isolate_this_process(DOCS_HOME, DOCS_PORT)
-atexit.register(shutil.rmtree, DOCS_HOME_ROOT, ignore_errors=True)
+DOCS_HOME, DOCS_PORT = isolate_in_temporary_home("timing-executor-docs-")
 
 project = "timing-executor"
 author = "timing-executor contributors"

@@ -4,20 +4,11 @@ This runs before any test module imports covalent, so every Covalent client in
 this process reads and writes configuration only under a temporary home folder.
 """
 
-import atexit
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
-from tests.covalent_server import free_port, isolate_this_process, running_server
+from tests.covalent_server import isolate_in_temporary_home, running_server
 
-SESSION_ROOT = Path(tempfile.mkdtemp(prefix="timing-executor-tests-"))
-SESSION_HOME = SESSION_ROOT / "home"
-SESSION_PORT = free_port()
-isolate_this_process(SESSION_HOME, SESSION_PORT)
-atexit.register(shutil.rmtree, SESSION_ROOT, ignore_errors=True)
+SESSION_HOME, SESSION_PORT = isolate_in_temporary_home("timing-executor-tests-")
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,13 @@ that talks to the server calls :func:`isolate_this_process` before ``import cova
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -65,6 +68,15 @@ def isolate_this_process(home: Path, port: int, *, cluster: bool = False) -> Non
     environment = isolated_environment(home, port, cluster=cluster)
     os.environ.clear()
     os.environ.update(environment)
+
+
+def isolate_in_temporary_home(prefix: str) -> tuple[Path, int]:
+    """Isolate this process in a new temporary home (removed at exit) and a free port."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    home, port = root / "home", free_port()
+    isolate_this_process(home, port)
+    return home, port
 
 
 @dataclass(frozen=True)
