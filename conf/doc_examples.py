@@ -1,8 +1,8 @@
 """Run the docs' example scripts (docs_src/) the way a reader does: ``python SCRIPT``.
 
-Both the Sphinx doctest build and ``tests/test_docs.py`` import this, after they
-have pointed the process at a running, isolated Covalent server; the script
-inherits that environment and runs in a fresh, empty folder.
+The Sphinx doctest build imports this after it has pointed the process at a
+running, isolated Covalent server; the script inherits that environment and runs
+in a fresh, empty folder.
 """
 
 import subprocess
