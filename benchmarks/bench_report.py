@@ -31,8 +31,8 @@ NODES_PER_DISPATCH = 10
 #: Runs in the child: measure ``main(argv)``, with output thrown away.
 CHILD = """
 import contextlib, json, os, resource, sys, time, tracemalloc
-from timing_executor.cli import main
-from timing_executor.report import collect
+from timing_report.cli import main
+from timing_report.report import collect
 argv, traced = json.loads(sys.argv[1]), sys.argv[2] == "traced"
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):

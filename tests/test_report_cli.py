@@ -3,14 +3,15 @@
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from timing_executor.cli import main
 from timing_executor.timing import TaskRecord
+from timing_report.cli import main
 
 A, B, TEXT = "aaaa1111-0000", "bbbb2222-0000", "cccc3333-0000"
 
@@ -36,7 +37,7 @@ def record_file(tmp_path) -> Path:
     return path
 
 
-def run_cli(*args: str, command=(sys.executable, "-m", "timing_executor")):
+def run_cli(*args: str, command=(sys.executable, "-m", "timing_report")):
     return subprocess.run([*command, "report", *args], capture_output=True, text=True, timeout=120)
 
 
@@ -82,6 +83,43 @@ def test_the_installed_command_prints_a_table_per_dispatch_and_one_warning(recor
         "---",
         "Total 0.625000 1 FAILED",
     ]
+
+
+def test_the_command_neither_imports_covalent_nor_writes_its_configuration(record_file, tmp_path):
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "COVALENT_"))}
+    probe = (
+        "import sys\n"
+        "from timing_report.cli import main\n"
+        f"status = main(['report', {str(record_file)!r}])\n"
+        "print('covalent imported:', 'covalent' in sys.modules, file=sys.stderr)\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.endswith("covalent imported: False\n")
+    assert not home.exists()
+
+
+@pytest.mark.parametrize("xdg_cache_home", [None, "/srv/cache"])
+def test_the_default_path_is_the_executors_default_file(tmp_path, xdg_cache_home):
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    env["HOME"] = str(tmp_path)
+    if xdg_cache_home:
+        env["XDG_CACHE_HOME"] = xdg_cache_home
+    probe = (
+        "from timing_executor.timing import DEFAULT_TIMING_FILEPATH as executors\n"
+        "from timing_report.cli import DEFAULT_TIMING_FILEPATH as command\n"
+        "print(executors == command, command)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    expected = Path(xdg_cache_home or tmp_path / ".cache") / "covalent" / "timing.log"
+    assert done.stdout == f"True {expected}\n", done.stderr
 
 
 def test_python_m_compares_two_dispatches_node_by_node(record_file):

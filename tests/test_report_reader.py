@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from timing_executor.records_reader import NodeRun, ReadCounts, iter_records, parse_line
-from timing_executor.report import (
+from timing_executor.timing import TaskRecord
+from timing_report.records_reader import NodeRun, ReadCounts, iter_records, parse_line
+from timing_report.report import (
     DispatchRuns,
     UnknownDispatchError,
     collect,
     compare,
     find_dispatch,
 )
-from timing_executor.timing import TaskRecord
 
 DONE = TaskRecord("d-1", 3, "add", 1_800_000_000.5, 0.0123456789, 0.02)
 FAILED = TaskRecord("d-1", 4, "check", 1_800_000_001.0, 0.5, 0.25, "ValueError: bad input: 7")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.server
 
 def report_json(*args: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "timing_executor", "report", *args, "--format", "json"],
+        [sys.executable, "-m", "timing_report", "report", *args, "--format", "json"],
         capture_output=True,
         text=True,
         timeout=120,

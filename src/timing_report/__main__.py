@@ -1,7 +1,7 @@
-"""``python -m timing_executor``: the same command as ``timing-executor``."""
+"""``python -m timing_report``: the same command as ``timing-executor``."""
 
 import sys
 
-from timing_executor.cli import main
+from timing_report.cli import main
 
 sys.exit(main())

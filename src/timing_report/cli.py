@@ -1,5 +1,8 @@
 """The ``timing-executor`` command: ``timing-executor report PATH`` and its options.
 
+It reads record files only, so it does not import Covalent: it starts quickly and
+never writes Covalent's configuration.
+
 Exit status: 0 when the report was written; 1 when the file cannot be read,
 holds no records, has no (or more than one) dispatch matching an id, or the plot
 cannot be drawn; 2 for a usage error.
@@ -11,13 +14,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from timing_executor import render
-from timing_executor.plot import PlotUnavailableError, plot_comparison
-from timing_executor.report import Collected, UnknownDispatchError, collect, compare, find_dispatch
-from timing_executor.timing import DEFAULT_TIMING_FILEPATH
+from timing_report import render
+from timing_report.plot import PlotUnavailableError, plot_comparison
+from timing_report.report import Collected, UnknownDispatchError, collect, compare, find_dispatch
 
 PROGRAM = "timing-executor"
+#: The executors' default record file (``timing_executor.timing.DEFAULT_TIMING_FILEPATH``).
+DEFAULT_TIMING_FILEPATH = str(
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "covalent" / "timing.log"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from timing_executor.report import DispatchRuns, NodeComparison
+from timing_report.report import DispatchRuns, NodeComparison
 
 
 class PlotUnavailableError(RuntimeError):

@@ -19,8 +19,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from timing_executor.records_reader import NodeRun
-from timing_executor.report import DispatchRuns, NodeComparison, Totals, difference, ratio
+from timing_report.records_reader import NodeRun
+from timing_report.report import DispatchRuns, NodeComparison, Totals, difference, ratio
 
 FORMATS = ("table", "json", "csv")
 #: Width for tables written to a file or pipe: wide enough that no cell wraps.

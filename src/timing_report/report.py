@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from timing_executor.records_reader import NodeRun, ReadCounts, iter_records
+from timing_report.records_reader import NodeRun, ReadCounts, iter_records
 
 
 @dataclass
