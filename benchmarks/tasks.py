@@ -8,22 +8,39 @@ readings: the server staggers task starts, so only the tasks know when they ran.
 import covalent as ct
 
 
-def cpu_workflow(executor, tasks: int, cpu_seconds: float):
-    """``tasks`` electrons that each burn ``cpu_seconds`` of their own thread's CPU.
+def cpu_workflow(
+    executor, tasks: int, cpu_seconds: float, barrier_dir: str, barrier_timeout: float = 30.0
+):
+    """``tasks`` electrons that meet at a barrier, then each burn ``cpu_seconds`` of CPU.
 
-    Each returns the CPU time it measured itself with ``time.thread_time()`` (the
-    truth), and the Unix times it started and ended.
+    The barrier: each task creates ``barrier_dir/ready-{index}`` and waits until
+    ``tasks`` such files exist (or ``barrier_timeout`` seconds pass), so the burns
+    overlap even though the server staggers task starts. ``barrier_dir`` must be
+    a fresh folder for every dispatch.
+
+    Each returns (true CPU seconds, burn start, burn end, barrier met). The truth is
+    ``time.thread_time()`` counted from the first line of the function body, as the
+    executors count around the call, so it includes the barrier's few polls; the
+    start and end are Unix times of the burn alone.
     """
 
     @ct.electron(executor=executor)
     def burn(index):
         import time
+        from pathlib import Path
 
-        started_at = time.time()
-        start = time.thread_time()
-        while time.thread_time() - start < cpu_seconds:
+        cpu_start = time.thread_time()
+        folder = Path(barrier_dir)
+        (folder / f"ready-{index}").touch()
+        deadline = time.monotonic() + barrier_timeout
+        while not (met := len(list(folder.glob("ready-*"))) >= tasks):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        started_at, burn_start = time.time(), time.thread_time()
+        while time.thread_time() - burn_start < cpu_seconds:
             sum(range(1000))
-        return time.thread_time() - start, started_at, time.time()
+        return time.thread_time() - cpu_start, started_at, time.time(), met
 
     @ct.lattice
     def workflow(tasks):
