@@ -3,9 +3,9 @@
 Writes record files of 100,000 and 1,000,000 records (half text, half JSON Lines,
 interleaved; dispatches of 10 nodes) with ``TaskRecord.to_line``, then runs the
 report command's ``main()`` in a fresh process per measurement and prints its
-time and peak memory. Memory is the growth of the process's peak RSS over the
-same process just before ``main()`` (so the interpreter and Covalent's import are
-left out), and, separately, tracemalloc's peak while reading.
+time and peak memory: the process's peak RSS (the command does not import
+Covalent), its growth over the RSS just before ``main()``, and, separately,
+tracemalloc's peak while reading.
 
 With ``--dispatch`` (or ``--compare``) only that dispatch's nodes are kept, so
 memory must be the same for both file sizes. A report of every dispatch keeps
@@ -29,12 +29,20 @@ from timing_executor.timing import TaskRecord
 NODES_PER_DISPATCH = 10
 
 #: Runs in the child: measure ``main(argv)``, with output thrown away.
-CHILD = """
-import contextlib, json, os, resource, sys, time, tracemalloc
+CHILD = r"""
+import contextlib, json, os, re, sys, time, tracemalloc
 from timing_report.cli import main
 from timing_report.report import collect
+
+
+def peak_rss_kib():
+    # VmHWM is this process's own peak; ru_maxrss would also count the parent's from before exec.
+    with open("/proc/self/status") as status:
+        return int(re.search(r"^VmHWM:\s+(\d+) kB", status.read(), re.M).group(1))
+
+
 argv, traced = json.loads(sys.argv[1]), sys.argv[2] == "traced"
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_kib()
 with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
     if traced:
         tracemalloc.start()
@@ -47,9 +55,9 @@ with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         status = main(argv)
     seconds = time.perf_counter() - start
 peak = tracemalloc.get_traced_memory()[1] if traced else None
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"status": status, "seconds": seconds, "rss_growth_kib": after - before,
-                  "tracemalloc_peak_bytes": peak}))
+after = peak_rss_kib()
+print(json.dumps({"status": status, "seconds": seconds, "rss_after_imports_kib": before,
+                  "rss_peak_kib": after, "tracemalloc_peak_bytes": peak}))
 """
 
 
@@ -124,24 +132,25 @@ def run(records: int = 1_000_000) -> list[dict]:
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'case':38} {'records':>10} {'seconds':>8} {'us/record':>9} {'peak':>12}")
+    print(f"{'case':38} {'records':>10} {'seconds':>8} {'us/record':>9} {'peak memory':>30}")
     for row in rows:
         peak = (
-            f"{row['tracemalloc_peak_bytes'] / 1024:.0f} KiB"
+            f"{row['tracemalloc_peak_bytes'] / 1024:.0f} KiB traced"
             if row["tracemalloc_peak_bytes"] is not None
-            else f"+{row['rss_growth_kib'] / 1024:.1f} MiB RSS"
+            else f"{row['rss_peak_kib'] / 1024:.1f} MiB RSS "
+            f"(+{(row['rss_peak_kib'] - row['rss_after_imports_kib']) / 1024:.1f})"
         )
         per_record = row["seconds"] / row["records"] * 1e6
         print(
             f"{row['case']:38} {row['records']:>10,} {row['seconds']:>8.2f} "
-            f"{per_record:>9.2f} {peak:>12}"
+            f"{per_record:>9.2f} {peak:>30}"
         )
     by_case: dict[str, list[dict]] = {}
     for row in rows:
         by_case.setdefault(row["case"], []).append(row)
     for case, (small, big) in by_case.items():
-        key = "tracemalloc_peak_bytes" if small["tracemalloc_peak_bytes"] else "rss_growth_kib"
-        memory_ratio = big[key] / small[key] if small[key] else float("nan")
+        key = "tracemalloc_peak_bytes" if small["tracemalloc_peak_bytes"] else "rss_peak_kib"
+        memory_ratio = big[key] / small[key]
         print(
             f"{case}: 10x the records -> {big['seconds'] / small['seconds']:.1f}x the time, "
             f"{memory_ratio:.2f}x the memory"
