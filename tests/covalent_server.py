@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 120
+CLIENT_TIMEOUT_SECONDS = 300
+REPO_ROOT = Path(__file__).resolve().parents[1]
 _XDG_VARIABLES = ("XDG_CONFIG_HOME", "XDG_CONFIG_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME")
 
 
@@ -95,6 +97,21 @@ class CovalentServer:
 def covalent_command(python: str = sys.executable) -> str:
     """Return the ``covalent`` command installed beside ``python``."""
     return str(Path(python).parent / "covalent")
+
+
+def run_client(
+    server: CovalentServer, code: str, python: str = sys.executable
+) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` as a client of ``server``, with this repository importable."""
+    return subprocess.run(
+        [python, "-c", code],
+        env=server.env | {"PYTHONPATH": str(REPO_ROOT)},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=CLIENT_TIMEOUT_SECONDS,
+    )
 
 
 def _wait_until_listening(url: str, timeout: float) -> None:

@@ -9,19 +9,14 @@ the package index, so it takes about half a minute.
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.covalent_server import running_server
+from tests.covalent_server import run_client, running_server
+from tests.workflows import client_code
 
 pytestmark = pytest.mark.server
-REPO_ROOT = Path(__file__).resolve().parents[1]
 PINNED_FASTAPI = (0, 115, 12)
-CLIENT = """
-from tests.workflows import add_multiply_workflow, dispatch_and_wait
-dispatch_and_wait(add_multiply_workflow("local"), 1, 2)
-"""
 
 
 def run(*command: str, **options) -> subprocess.CompletedProcess:
@@ -47,12 +42,6 @@ def test_without_the_pins_every_dispatch_answers_422(unpinned_python, tmp_path):
     assert tuple(int(part) for part in version.split(".")[:3]) > PINNED_FASTAPI, version
 
     with running_server(tmp_path / "home", python=unpinned_python) as server:
-        client = run(
-            unpinned_python,
-            "-c",
-            CLIENT,
-            env=server.env | {"PYTHONPATH": str(REPO_ROOT)},
-            cwd=REPO_ROOT,
-        )
+        client = run_client(server, client_code("local"), python=unpinned_python)
     assert client.returncode != 0
     assert "422 Client Error: Unprocessable Entity" in client.stderr, client.stderr

@@ -7,33 +7,19 @@ server's configuration and restarts it.
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import toml
 
-from tests.covalent_server import covalent_command, running_server
+from tests.covalent_server import covalent_command, run_client, running_server
+from tests.workflows import client_code
 
 pytestmark = pytest.mark.server
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CLIENT = """
-from tests.workflows import add_multiply_workflow, dispatch_and_wait
-result = dispatch_and_wait(add_multiply_workflow("timing"), 1, 2)
-print(result.status, result.dispatch_id)
-"""
 
 
 def dispatch_by_short_name(server) -> str:
     """Dispatch the add/multiply workflow with ``executor="timing"`` from a fresh client."""
-    done = subprocess.run(
-        [sys.executable, "-c", CLIENT],
-        env=server.env | {"PYTHONPATH": str(REPO_ROOT)},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_client(server, client_code("timing"))
     assert done.returncode == 0, done.stderr
     status, dispatch_id = done.stdout.split()
     assert status == "COMPLETED"

@@ -36,6 +36,15 @@ def failing_workflow(executor):
     return workflow
 
 
+def client_code(executor: str) -> str:
+    """Code for a fresh client: dispatch the add/multiply workflow, print status and id."""
+    return (
+        "from tests.workflows import add_multiply_workflow, dispatch_and_wait\n"
+        f"result = dispatch_and_wait(add_multiply_workflow({executor!r}), 1, 2)\n"
+        "print(result.status, result.dispatch_id)\n"
+    )
+
+
 def dispatch_and_wait(workflow, *args):
     """Dispatch ``workflow(*args)`` to the configured server and return its finished result."""
     dispatch_id = ct.dispatch(workflow)(*args)
