@@ -1,8 +1,9 @@
-"""Dispatch a four-step workflow whose tasks are timed, for ``timing-executor report``.
+"""Dispatch a four-step workflow whose tasks are timed, for the report command.
 
 Run it with ``python profile_workflow.py SIZE`` while a Covalent server runs
-(``covalent start``) on a machine where the ``timing-executor`` package is installed.
-Each run appends one JSON Lines record per task to ``timing.jsonl`` in this folder.
+(``covalent start``) on a machine where the ``timing-executor`` package is
+installed. Each run appends one JSON Lines record per task to ``timing.jsonl``
+in this folder.
 """
 
 import random

@@ -30,5 +30,7 @@ if __name__ == "__main__":
     dispatch_id = ct.dispatch(workflow)(1, 2)
     result = ct.get_result(dispatch_id, wait=True)
     print(f"{result.status}: {result.result}")
-    records = Path(ct.get_config("executors.async_timing.timing_filepath")).read_text()
-    print("".join(line for line in records.splitlines(True) if dispatch_id in line), end="")
+    records = Path(ct.get_config("executors.async_timing.timing_filepath"))
+    for line in records.read_text().splitlines():
+        if dispatch_id in line:
+            print(line)

@@ -1,7 +1,8 @@
 """Dispatch a two-step workflow whose tasks run on a TimingExecutor instance.
 
-Run it with ``python workflow.py`` while a Covalent server runs (``covalent start``)
-on a machine where the ``timing-executor`` package is installed.
+Run it with ``python workflow.py`` while a Covalent server runs
+(``covalent start``) on a machine where the ``timing-executor`` package is
+installed.
 """
 
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import covalent as ct
 from covalent.executor import TimingExecutor
 
-timing = TimingExecutor("timing.log")  # a file, or an existing directory to hold timing.log
+# A file, or an existing directory to hold timing.log:
+timing = TimingExecutor("timing.log")
 
 
 @ct.electron(executor=timing)

@@ -23,10 +23,12 @@ def records() -> list[str]:
         TaskRecord(A, 0, "add", 1_800_000_000.0, 0.25, 0.5).to_line("jsonl"),
         TaskRecord(A, 1, "multiply", 1_800_000_001.0, 1.0, 2.0).to_line("jsonl"),
         TaskRecord(TEXT, 0, "add", 0, 0.125, 0).to_line("text"),
-        TaskRecord(TEXT, 1, "multiply", 0, 0.5, 0, "ValueError: no").to_line("text"),
+        TaskRecord(TEXT, 1, "multiply", 0, 0.5, 0, "FAILED", "ValueError: no").to_line("text"),
         '{"half": "a line cut o\n',
         TaskRecord(B, 0, "add", 1_800_000_100.0, 0.5, 0.5).to_line("jsonl"),
-        TaskRecord(B, 1, "multiply", 1_800_000_101.0, 3.0, 4.0, "KeyError: 'x'").to_line("jsonl"),
+        TaskRecord(B, 1, "multiply", 1_800_000_101.0, 3.0, 4.0, "FAILED", "KeyError: 'x'").to_line(
+            "jsonl"
+        ),
     ]
 
 
@@ -158,6 +160,7 @@ def test_json_output_holds_every_field_and_the_totals(capsys, record_file):
     assert dispatch["totals"] == {
         "nodes": 2,
         "failed": 1,
+        "cancelled": 0,
         "cpu_seconds": 3.5,
         "wall_seconds": 4.5,
         "cpu_per_wall": 3.5 / 4.5,

@@ -15,7 +15,12 @@ from timing_report.report import (
 )
 
 DONE = TaskRecord("d-1", 3, "add", 1_800_000_000.5, 0.0123456789, 0.02)
-FAILED = TaskRecord("d-1", 4, "check", 1_800_000_001.0, 0.5, 0.25, "ValueError: bad input: 7")
+FAILED = TaskRecord(
+    "d-1", 4, "check", 1_800_000_001.0, 0.5, 0.25, "FAILED", "ValueError: bad input: 7"
+)
+EXITED = TaskRecord("d-1", 5, "c", 1.0, 0.5, 0.25, "FAILED", "exit code 4: process exited")
+KILLED = TaskRecord("d-1", 6, "c", 1.0, 0.5, 0.25, "FAILED", "SIGKILL: killed by signal 9")
+CANCELLED = TaskRecord("d-1", 7, "nap", 1.0, 0.25, 3.0, "CANCELLED")
 
 
 def test_a_jsonl_record_reads_back_every_field():
@@ -42,6 +47,22 @@ def test_a_text_record_reads_back_ids_cpu_time_and_status():
         "d-1",
         NodeRun(node_id=4, cpu_seconds=0.5, status="FAILED", error="ValueError"),
     )
+
+
+@pytest.mark.parametrize(
+    ("record", "status", "text_error"),
+    [
+        (EXITED, "FAILED", "exit code 4"),
+        (KILLED, "FAILED", "SIGKILL"),
+        (CANCELLED, "CANCELLED", None),
+    ],
+)
+def test_ended_processes_and_cancelled_tasks_read_back_in_both_formats(record, status, text_error):
+    text_run = parse_line(record.to_line("text"))[1]
+    json_run = parse_line(record.to_line("jsonl"))[1]
+    assert (text_run.status, text_run.error) == (status, text_error)
+    assert (json_run.status, json_run.error) == (status, record.error)
+    assert text_run.cpu_seconds == json_run.cpu_seconds == record.cpu_seconds
 
 
 VALID_JSON = json.loads(DONE.to_line("jsonl"))

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from covalent._shared_files.exceptions import TaskRuntimeError
 
 from timing_executor.timing import DEFAULT_TIMING_FILEPATH, TimingExecutor
 
@@ -34,9 +35,9 @@ def test_run_returns_result_and_appends_the_sentence(tmp_path):
     ]
 
 
-def test_result_object_is_returned_unchanged(tmp_path):
-    value = object()
-    assert TimingExecutor(tmp_path).run(lambda: value, [], {}, METADATA) is value
+def test_result_comes_back_from_the_tasks_process_as_the_task_returned_it(tmp_path):
+    value = {"numbers": list(range(5)), "nested": ({"a"}, 2.5, None)}
+    assert TimingExecutor(tmp_path).run(lambda: value, [], {}, METADATA) == value
 
 
 def test_records_the_tasks_own_cpu_time(tmp_path):
@@ -47,7 +48,7 @@ def test_records_the_tasks_own_cpu_time(tmp_path):
 
 
 def test_concurrent_cpu_bound_tasks_each_get_their_own_time(tmp_path):
-    """process_time() would add the other threads' work; the record must not."""
+    """Tasks started from 4 threads at once: each record holds its task's time only."""
     log = tmp_path / "t.log"
     executor = TimingExecutor(log, record_format="jsonl")
     truths = {}
@@ -106,11 +107,11 @@ def test_bad_arguments_fail_at_construction(tmp_path, value):
 
 @pytest.mark.parametrize("missing", ["dispatch_id", "node_id"])
 def test_metadata_without_ids_is_rejected_before_the_task_runs(tmp_path, missing):
-    ran = []
+    marker = tmp_path / "ran"
     metadata = {k: v for k, v in METADATA.items() if k != missing}
     with pytest.raises(ValueError, match=f"task_metadata has no '{missing}'"):
-        TimingExecutor(tmp_path).run(ran.append, [1], {}, metadata)
-    assert ran == []
+        TimingExecutor(tmp_path).run(marker.touch, [], {}, metadata)
+    assert not marker.exists()
 
 
 def test_failing_task_raises_its_own_error_and_is_recorded(tmp_path):
@@ -121,7 +122,7 @@ def test_failing_task_raises_its_own_error_and_is_recorded(tmp_path):
     def fail():
         raise ValueError("bad input: 7")
 
-    with pytest.raises(ValueError, match="bad input: 7"):
+    with pytest.raises(TaskRuntimeError, match="ValueError: bad input: 7"):
         executor.run(fail, [], {}, {**METADATA, "node_id": 5})
     first, second = log.read_text().splitlines()
     assert TEXT_RECORD.fullmatch(first)
@@ -139,7 +140,7 @@ def test_jsonl_records_hold_what_a_comparison_needs(tmp_path):
         return x + y
 
     executor.run(add, [1, 2], {}, METADATA)
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(TaskRuntimeError, match="ZeroDivisionError"):
         executor.run(lambda: 1 / 0, [], {}, METADATA)
     ok, failed = map(json.loads, log.read_text().splitlines())
     assert ok["status"] == "COMPLETED" and ok["error"] is None

@@ -1,22 +1,14 @@
-"""The async-aware TimingExecutor: same records, never blocks Covalent's event loop.
+"""The async-aware TimingExecutor: same processes and records, and it never
+blocks Covalent's event loop.
 
 Covalent awaits an ``AsyncBaseExecutor``'s ``run()`` on the server's event loop,
-so a task called there directly would stall every other dispatch until it ends.
-``AsyncTimingExecutor`` hands each task to a thread of its own pool and awaits it;
-the thread measures the task with ``time.thread_time()`` and appends the record,
-exactly as :class:`~timing_executor.timing.TimingExecutor` does.
-
-Why its own pool: ``asyncio.to_thread`` (and ``run_in_executor(None, ...)``) use
-the loop's default pool, which has ``min(32, cores + 4)`` threads (6 on 2 cores)
-and is shared with the server itself and with Covalent's ``local`` and sync
-executors. Measured with ``tox -e bench`` (2 cores): 20 tasks that each sleep 1 s
-took 4.06 s through ``to_thread``, 6 at a time, and six 6-second tasks kept an
-unrelated ``local`` task from starting until one of them ended (5.9 s). With a pool
-of :data:`MAX_CONCURRENT_TASKS` threads all 20 ran at once (1.88 s in all, 0.88 s of
-it the server's own start stagger) and the ``local`` task started as on an idle
-server. Threads also keep the per-task cost to a hand-off (about 0.1 ms); a process
-per task would cost a Python start-up and a re-import of the task's modules, and a
-Dask cluster a network round trip.
+the one thread that also answers requests and moves every dispatch forward.
+``AsyncTimingExecutor`` starts each task in a process of its own, exactly as
+:class:`~timing_executor.timing.TimingExecutor` does, and awaits its end, so no
+thread waits for a task: any number of tasks can run at once, and none of them
+takes a thread from the server's shared pool. The little file work around a task
+(writing it out, reading its result back) runs in a few threads of this module's
+own, off the event loop.
 """
 
 # --8<-- [start:imports]
@@ -24,17 +16,23 @@ import asyncio
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
+from covalent._shared_files.exceptions import TaskCancelledError
 from covalent.executor.base import AsyncBaseExecutor
 
 # --8<-- [end:imports]
 # --8<-- [start:helper-imports]
 from timing_executor.timing import (
     DEFAULT_TIMING_FILEPATH,
+    TaskRun,
+    cancel_task,
     check_record_format,
+    report_end,
     resolve_timing_filepath,
-    run_and_record,
+    task_ids,
+    task_name,
 )
 
 # --8<-- [end:helper-imports]
@@ -47,16 +45,14 @@ _EXECUTOR_PLUGIN_DEFAULTS = {
     "record_format": "text",
 }
 
-#: Tasks of this executor that run at once in one process; more wait for a thread.
-MAX_CONCURRENT_TASKS = 64
-
-_task_threads = ThreadPoolExecutor(MAX_CONCURRENT_TASKS, thread_name_prefix="async-timing")
+#: Threads for the file work around each task, so it never blocks the event loop.
+_file_threads = ThreadPoolExecutor(4, thread_name_prefix="async-timing")
 # --8<-- [end:plugin-attributes]
 
 
 # --8<-- [start:executor]
 class AsyncTimingExecutor(AsyncBaseExecutor):
-    """Run each task in a thread of this module's pool and record its CPU time.
+    """Run each task in a process of its own, await it, record its CPU time.
 
     Takes the same arguments as :class:`~timing_executor.timing.TimingExecutor`
     and writes the same records.
@@ -72,19 +68,38 @@ class AsyncTimingExecutor(AsyncBaseExecutor):
         self.timing_filepath = resolve_timing_filepath(timing_filepath)
         self.record_format = check_record_format(record_format)
 
-    async def run(self, function: Callable, args: list, kwargs: dict, task_metadata: dict) -> Any:
-        """Run the task in a pool thread, without blocking the event loop."""
+    async def run(
+        self, function: Callable, args: list, kwargs: dict, task_metadata: dict
+    ) -> Any:
+        """Run the task in its own process without blocking the event loop."""
+        task_ids(task_metadata)  # bad metadata fails before anything starts
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            _task_threads,
-            run_and_record,
-            function,
-            args,
-            kwargs,
+        task = await loop.run_in_executor(_file_threads, TaskRun)
+        if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
+            await self.set_job_handle(task.task_id)  # what cancel() gets back
+            if await self.get_cancel_requested():
+                task.cancel_before_start()
+                raise TaskCancelledError("The dispatch was cancelled.")
+        start = partial(task.start, function, args, kwargs)
+        if not await loop.run_in_executor(_file_threads, start):
+            task.cancel_before_start()
+            raise TaskCancelledError("The dispatch was cancelled.")
+        await asyncio.wrap_future(task.exited)  # the event loop stays free
+        report = partial(
+            report_end,
+            task.end(),
             task_metadata,
+            task_name(function),
             self.timing_filepath,
             self.record_format,
+            self.task_stdout,
+            self.task_stderr,
         )
+        return await loop.run_in_executor(_file_threads, report)
+
+    async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
+        """Kill the task's process; Covalent then marks the node CANCELLED."""
+        return cancel_task(job_handle)
 
 
 # --8<-- [end:executor]

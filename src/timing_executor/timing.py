@@ -1,33 +1,56 @@
-"""A Covalent executor plugin that records how much CPU time each task used.
+"""A Covalent executor plugin that runs each task in a process of its own and
+records how much CPU time the task used.
 
-``TimingExecutor`` runs each task in the thread Covalent calls ``run()`` from and
-appends one record per task to a file, by default the sentence::
+``TimingExecutor`` never calls a task in the Covalent server's process. A small
+*launcher* process, started once and with Covalent already imported, forks one
+process per task. Whatever the task does there (return, raise, ``sys.exit()``,
+``os._exit()``, crash, print), only its own node is affected. The task measures
+its CPU time where it runs; the executor, back in the server, appends the record,
+by default the sentence::
 
     Node 1 in dispatch 5b8e0c0e-... took 0.000012s of CPU time.
-
-The CPU time is the task's own. ``time.thread_time()`` counts only the thread
-the task runs in; ``time.process_time()`` counts every thread of the Covalent
-server, so while several tasks run at once it adds their work to each record.
 """
 
 # --8<-- [start:imports]
+import contextlib
+import ctypes
+import io
 import json
 import os
+import pickle
+import resource
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+import traceback
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import cloudpickle
+from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
+from covalent._shared_files.logger import app_log
 from covalent.executor.base import BaseExecutor
 
 # --8<-- [end:imports]
 
 
-# --8<-- [start:helpers]
+# --8<-- [start:records]
 #: Where records go unless ``timing_filepath`` says otherwise.
 DEFAULT_TIMING_FILEPATH = str(
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "covalent" / "timing.log"
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "covalent"
+    / "timing.log"
 )
 
 RECORD_FORMATS = ("text", "jsonl")
@@ -39,7 +62,9 @@ def resolve_timing_filepath(timing_filepath: str | os.PathLike) -> str:
     An existing directory means the file ``timing.log`` inside it.
     """
     if not str(timing_filepath):
-        raise ValueError("timing_filepath '' is empty: pass a file or directory path.")
+        raise ValueError(
+            "timing_filepath '' is empty: pass a file or directory path."
+        )
     path = Path(timing_filepath).expanduser().resolve()
     if path.is_dir():
         path = path / "timing.log"
@@ -49,7 +74,8 @@ def resolve_timing_filepath(timing_filepath: str | os.PathLike) -> str:
     except OSError as error:
         raise ValueError(
             f"timing_filepath {str(timing_filepath)!r} cannot be written: "
-            f"{error.strerror} ({path}). Pass a file, or a directory, that you can write to."
+            f"{error.strerror} ({path}). "
+            "Pass a file, or a directory, that you can write to."
         ) from error
     return str(path)
 
@@ -58,19 +84,21 @@ def check_record_format(record_format: str) -> str:
     """Return ``record_format`` if it is one of :data:`RECORD_FORMATS`."""
     if record_format not in RECORD_FORMATS:
         raise ValueError(
-            f"record_format {record_format!r} is not supported: use one of {RECORD_FORMATS}."
+            f"record_format {record_format!r} is not supported: "
+            f"use one of {RECORD_FORMATS}."
         )
     return record_format
 
 
 def task_ids(task_metadata: dict) -> tuple[str, int]:
-    """Return the dispatch id and node id that Covalent puts in ``task_metadata``."""
-    missing = [key for key in ("dispatch_id", "node_id") if key not in task_metadata]
+    """Return the dispatch and node ids that Covalent puts in ``task_metadata``."""
+    missing = [k for k in ("dispatch_id", "node_id") if k not in task_metadata]
     if missing:
         raise ValueError(
             f"task_metadata has no {' or '.join(map(repr, missing))} "
-            f"(its keys: {sorted(task_metadata)}). Covalent passes both; when calling "
-            "run() yourself, pass them too, e.g. {'dispatch_id': 'test', 'node_id': 0}."
+            f"(its keys: {sorted(task_metadata)}). Covalent passes both; when "
+            "calling run() yourself, pass them too, e.g. "
+            "{'dispatch_id': 'test', 'node_id': 0}."
         )
     return task_metadata["dispatch_id"], task_metadata["node_id"]
 
@@ -78,8 +106,8 @@ def task_ids(task_metadata: dict) -> tuple[str, int]:
 def task_name(function: Callable) -> str:
     """Return the electron's name.
 
-    Covalent hands executors ``functools.partial(wrapper_fn, serialized_function, ...)``;
-    the serialized function keeps the original name in ``attrs``.
+    Covalent hands executors ``functools.partial(wrapper_fn, serialized_function,
+    ...)``; the serialized function keeps the original name in ``attrs``.
     """
     wrapped = getattr(function, "args", None) or [None]
     attrs = getattr(wrapped[0], "attrs", None)
@@ -98,25 +126,26 @@ class TaskRecord:
     started_at: float  #: Unix time the task started.
     cpu_seconds: float
     wall_seconds: float
-    error: str | None = None  #: ``"ValueError: message"`` when the task raised.
-
-    @property
-    def status(self) -> str:
-        return "COMPLETED" if self.error is None else "FAILED"
+    status: str = "COMPLETED"  #: Or ``"FAILED"`` or ``"CANCELLED"``.
+    #: Why it failed: ``"ValueError: message"``, ``"exit code 4: ..."``, ...
+    error: str | None = None
 
     def to_line(self, record_format: str = "text") -> str:
         """Return the record as one line, newline included."""
         if record_format == "jsonl":
-            return json.dumps({**vars(self), "status": self.status}) + "\n"
+            return json.dumps(asdict(self)) + "\n"
         who = f"Node {self.node_id} in dispatch {self.dispatch_id}"
-        if self.error is None:
-            return f"{who} took {self.cpu_seconds:.6f}s of CPU time.\n"
-        error_type = self.error.split(":", 1)[0]
-        return f"{who} failed ({error_type}) after {self.cpu_seconds:.6f}s of CPU time.\n"
+        cpu = f"{self.cpu_seconds:.6f}s of CPU time"
+        if self.status == "CANCELLED":
+            return f"{who} was cancelled after {cpu}.\n"
+        if self.status == "FAILED":
+            reason = (self.error or "unknown").split(":", 1)[0]
+            return f"{who} failed ({reason}) after {cpu}.\n"
+        return f"{who} took {cpu}.\n"
 
 
 def append_line(path: str, line: str) -> None:
-    """Append ``line`` with a single ``write``, so concurrent writers never interleave."""
+    """Append ``line`` in one ``write``, so concurrent writers never interleave."""
     data = line.encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -124,45 +153,484 @@ def append_line(path: str, line: str) -> None:
     finally:
         os.close(fd)
     if written != len(data):
-        raise OSError(f"only {written} of {len(data)} bytes of a record reached {path}")
+        raise OSError(f"only {written} of {len(data)} bytes reached {path}")
 
 
-def run_and_record(
-    function: Callable,
-    args: list,
-    kwargs: dict,
+def append_record(path: str, line: str, stderr: io.TextIOBase | None) -> None:
+    """Append a record; if that fails, put it and the reason in the task's stderr.
+
+    A record that cannot be written never costs the task its result.
+    """
+    try:
+        append_line(path, line)
+    except OSError as error:
+        message = (
+            f"timing-executor could not append this task's record to {path}: "
+            f"{error.strerror or error}. The record:\n{line}"
+        )
+        print(message, end="", file=stderr or sys.stderr)
+        app_log.warning(message)
+
+
+# --8<-- [end:records]
+
+
+# --8<-- [start:task-process]
+@dataclass
+class TaskOutcome:
+    """What a task's process reports when the task returns or raises."""
+
+    started_at: float
+    cpu_seconds: float
+    wall_seconds: float
+    result: Any = None
+    error: str | None = None  #: ``"ValueError: message"`` when the task raised.
+    traceback: str | None = None
+
+
+def process_cpu_seconds() -> float:
+    """CPU time of this process and of the subprocesses it has waited for."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def call_and_measure(function: Callable, args: list, kwargs: dict) -> TaskOutcome:
+    """Call the task and measure it: CPU time of this process and its children.
+
+    This runs in the task's own process, so all of the process's CPU time is the
+    task's, threads and finished subprocesses included.
+    """
+    started_at, wall_start = time.time(), time.perf_counter()
+    cpu_start = process_cpu_seconds()
+    result = error = trace = None
+    try:
+        result = function(*args, **kwargs)
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt as well
+        error = f"{type(exc).__name__}: {exc}"
+        frames = exc.__traceback__.tb_next  # from the task's own frame on
+        trace = "".join(traceback.format_exception(type(exc), exc, frames))
+    return TaskOutcome(
+        started_at=started_at,
+        cpu_seconds=process_cpu_seconds() - cpu_start,
+        wall_seconds=time.perf_counter() - wall_start,
+        result=result,
+        error=error,
+        traceback=trace,
+    )
+
+
+def redirect_output(folder: str) -> None:
+    """Send file descriptors 1 and 2 to files in ``folder``; read nothing on 0.
+
+    Output of ``print``, of C code and of subprocesses all lands there, and
+    ``sys.stdout`` writes through at once, so nothing is lost if the process dies.
+    """
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        file_fd = os.open(os.path.join(folder, name), flags, 0o600)
+        os.dup2(file_fd, fd)
+        os.close(file_fd)
+        stream = io.TextIOWrapper(
+            io.FileIO(fd, "w", closefd=False),
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+        setattr(sys, name, stream)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.close(null_fd)
+
+
+def run_task_process(folder: str) -> NoReturn:
+    """The life of a task's process: run the task in ``folder``, report, exit.
+
+    ``os._exit`` ends the process even if the task left threads running.
+    """
+    status = 0
+    try:
+        redirect_output(folder)
+        with open(os.path.join(folder, "task.pkl"), "rb") as task_file:
+            cwd, function, args, kwargs = pickle.load(task_file)
+        os.chdir(cwd)
+        outcome = call_and_measure(function, args, kwargs)
+        try:
+            data = cloudpickle.dumps(outcome)
+        except Exception as exc:
+            outcome.result, outcome.error = None, f"{type(exc).__name__}: {exc}"
+            outcome.traceback = "The task's result cannot be pickled:\n" + "".join(
+                traceback.format_exception(exc)
+            )
+            data = cloudpickle.dumps(outcome)
+        with open(os.path.join(folder, "outcome.tmp"), "wb") as outcome_file:
+            outcome_file.write(data)
+        os.rename(
+            os.path.join(folder, "outcome.tmp"), os.path.join(folder, "outcome.pkl")
+        )
+    except BaseException:
+        traceback.print_exc()
+        status = 70  # the task could not be loaded or its outcome not written
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        ctypes.CDLL(None).fflush(None)  # what C code printed with stdio, too
+        os._exit(status)
+
+
+# --8<-- [end:task-process]
+
+
+# --8<-- [start:launcher]
+def serve_tasks(channel_fd: int, sys_path: list[str]) -> None:
+    """The launcher: fork one process per task, report how each one ended.
+
+    It reads ``{"start": id, "folder": ...}`` and ``{"cancel": id}`` lines from
+    the executor and answers ``{"ended": id, "exit_code": ..., "cpu_seconds": ...}``
+    when a task's process is gone. It ends, and kills its tasks, when the
+    executor's process closes the channel (for example when the server stops).
+    """
+    sys.path[:] = sys_path
+    import gc
+
+    import covalent  # noqa: F401  (loaded once here, so each fork is quick)
+
+    gc.freeze()  # forked tasks then share these objects' memory instead of copying
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the executor
+    channel = socket.socket(fileno=channel_fd)
+    wake_read, wake_write = os.pipe()
+    for fd in (wake_read, wake_write):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() via the pipe
+    pids: dict[str, int] = {}  # task id -> pid, while the task's process runs
+    pending = b""
+    while True:
+        readable, _, _ = select.select([channel, wake_read], [], [])
+        if wake_read in readable:
+            os.read(wake_read, 4096)
+        for task_id, exit_code, cpu_seconds in reap_tasks(pids):
+            ending = {
+                "ended": task_id,
+                "exit_code": exit_code,
+                "cpu_seconds": cpu_seconds,
+            }
+            channel.sendall(json.dumps(ending).encode() + b"\n")
+        if channel in readable:
+            data = channel.recv(65536)
+            if not data:
+                break
+            *lines, pending = (pending + data).split(b"\n")
+            for message in map(json.loads, lines):
+                if "start" in message:
+                    pids[message["start"]] = fork_task(
+                        message["folder"], [channel.fileno(), wake_read, wake_write]
+                    )
+                elif message.get("cancel") in pids:
+                    kill_group(pids[message["cancel"]])
+    for pid in pids.values():
+        kill_group(pid)
+        os.waitpid(pid, 0)
+
+
+def fork_task(folder: str, launcher_fds: list[int]) -> int:
+    """Fork the process of one task, in a process group of its own."""
+    launcher_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the task's process: it must never return to the loop
+        try:
+            if sys.platform == "linux":  # the kernel kills it if the launcher dies
+                ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+            if os.getppid() == launcher_pid:  # else it died before prctl
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                for fd in launcher_fds:
+                    os.close(fd)
+                os.setpgid(0, 0)
+                run_task_process(folder)
+        finally:
+            os._exit(70)
+    with contextlib.suppress(OSError):  # the child did it first, or has exited
+        os.setpgid(pid, pid)  # also here, so a cancel can never miss the group
+    return pid
+
+
+def reap_tasks(pids: dict[str, int]) -> list[tuple[str, int, float]]:
+    """Collect the tasks whose process ended: ``(task id, exit code, CPU s)``.
+
+    The exit code is negative for a signal. Whatever the task left behind in its
+    process group (subprocesses still running) is killed with it.
+    """
+    ended = []
+    for task_id, pid in list(pids.items()):
+        reaped, status, usage = os.wait4(pid, os.WNOHANG)
+        if reaped:
+            kill_group(pid)
+            del pids[task_id]
+            cpu = usage.ru_utime + usage.ru_stime
+            ended.append((task_id, os.waitstatus_to_exitcode(status), cpu))
+    return ended
+
+
+def kill_group(pid: int) -> None:
+    """Kill the process group ``pid`` leads, if any of it is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+# --8<-- [end:launcher]
+
+
+# --8<-- [start:executor-side]
+@dataclass(frozen=True)
+class TaskExit:
+    """How the launcher saw a task's process end."""
+
+    exit_code: int | None  #: Negative: killed by that signal; None: launcher died.
+    cpu_seconds: float  #: The process's whole CPU time, from ``os.wait4``.
+
+
+@dataclass
+class TaskState:
+    """What the executor's process knows of one task."""
+
+    exited: Future  #: Gets the :class:`TaskExit`.
+    started: bool = False
+    cancelled: bool = False
+
+
+LAUNCHER_BOOT = "import pickle, sys; pickle.loads(sys.stdin.buffer.read())()"
+
+
+class TaskLauncher:
+    """The executor's side of the launcher: start and cancel tasks, hear endings."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", LAUNCHER_BOOT],
+                stdin=subprocess.PIPE,
+                pass_fds=[theirs.fileno()],
+            )
+            serve = partial(serve_tasks, theirs.fileno(), list(sys.path))
+            self.process.stdin.write(cloudpickle.dumps(serve))
+            self.process.stdin.close()
+        self.channel = ours
+        self.lock = threading.Lock()
+        self.tasks: dict[str, TaskState] = {}
+        threading.Thread(target=self._hear_endings, daemon=True).start()
+
+    def new_task(self) -> str:
+        """Register a task; its id is the job handle Covalent keeps for it."""
+        task_id = uuid.uuid4().hex
+        with self.lock:
+            self.tasks[task_id] = TaskState(exited=Future())
+        return task_id
+
+    def start(self, task_id: str, folder: str) -> Future | None:
+        """Start the task written to ``folder``; ``None`` if it was cancelled."""
+        with self.lock:
+            state = self.tasks[task_id]
+            if state.cancelled:
+                return None
+            state.started = True
+            self._send({"start": task_id, "folder": folder})
+        return state.exited
+
+    def cancel(self, task_id: str) -> bool:
+        """Kill the task's processes, or keep it from starting; False if unknown."""
+        with self.lock:
+            state = self.tasks.get(task_id)
+            if state is None:
+                return False
+            state.cancelled = True
+            if state.started:
+                self._send({"cancel": task_id})
+        return True
+
+    def was_cancelled(self, task_id: str) -> bool:
+        with self.lock:
+            return self.tasks[task_id].cancelled
+
+    def forget(self, task_id: str) -> None:
+        with self.lock:
+            self.tasks.pop(task_id, None)
+
+    def _send(self, message: dict) -> None:
+        self.channel.sendall(json.dumps(message).encode() + b"\n")
+
+    def _hear_endings(self) -> None:
+        with contextlib.suppress(OSError), self.channel.makefile("rb") as lines:
+            for line in lines:  # until the launcher is gone
+                ending = json.loads(line)
+                with self.lock:
+                    state = self.tasks.get(ending["ended"])
+                if state is not None:
+                    state.exited.set_result(
+                        TaskExit(ending["exit_code"], ending["cpu_seconds"])
+                    )
+        with self.lock:  # the launcher is gone: its tasks will never report
+            waiting = [state.exited for state in self.tasks.values()]
+        for exited in waiting:
+            if not exited.done():
+                exited.set_result(TaskExit(exit_code=None, cpu_seconds=0.0))
+
+
+_launcher: TaskLauncher | None = None
+_launcher_lock = threading.Lock()
+
+
+def task_launcher() -> TaskLauncher:
+    """Return this process's launcher, starting it (again) if needed."""
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None or _launcher.process.poll() is not None:
+            _launcher = TaskLauncher()
+        return _launcher
+
+
+def cancel_task(task_id: Any) -> bool:
+    """Cancel the task with this job handle, if this process runs it."""
+    launcher = _launcher
+    known = isinstance(task_id, str) and launcher is not None
+    return known and launcher.cancel(task_id)
+
+
+@dataclass
+class TaskEnd:
+    """How a task ended, as the executor reports and records it."""
+
+    status: str  #: ``"COMPLETED"``, ``"FAILED"`` or ``"CANCELLED"``.
+    started_at: float
+    cpu_seconds: float
+    wall_seconds: float
+    result: Any = None
+    error: str | None = None  #: One line: what went wrong.
+    report: str | None = None  #: The traceback, or what happened to the process.
+    stdout: str = ""
+    stderr: str = ""
+
+
+def describe_exit(exit_code: int | None) -> str:
+    """Say, in one line, why a task's process ended without an outcome."""
+    if exit_code is None:
+        return "RuntimeError: the task launcher process died"
+    if exit_code < 0:
+        name = signal.Signals(-exit_code).name
+        oom = " (often the out-of-memory killer)" if name == "SIGKILL" else ""
+        return f"{name}: the task's process was killed by signal {-exit_code}{oom}"
+    return (
+        f"exit code {exit_code}: the task's process exited before the task "
+        "returned (os._exit() or a crash in C code)"
+    )
+
+
+class TaskRun:
+    """One task in a process of its own, seen from the executor's side."""
+
+    def __init__(self) -> None:
+        self.launcher = task_launcher()
+        self.task_id = self.launcher.new_task()
+        self.folder = tempfile.mkdtemp(prefix="timing-task-")
+        self.exited: Future | None = None
+
+    def start(self, function: Callable, args: list, kwargs: dict) -> bool:
+        """Hand the task to the launcher; ``False`` if it was cancelled before."""
+        with open(os.path.join(self.folder, "task.pkl"), "wb") as task_file:
+            cloudpickle.dump((os.getcwd(), function, args, kwargs), task_file)
+        self.started_at, self.wall_start = time.time(), time.perf_counter()
+        self.exited = self.launcher.start(self.task_id, self.folder)
+        return self.exited is not None
+
+    def end(self) -> TaskEnd:
+        """Read what the finished task left behind, clean up, say how it ended."""
+        try:
+            return self._read_end()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.launcher.forget(self.task_id)
+
+    def _read_end(self) -> TaskEnd:
+        exit = self.exited.result()
+        wall_seconds = time.perf_counter() - self.wall_start
+        outputs = {name: self._read_text(name) for name in ("stdout", "stderr")}
+        outcome_path = os.path.join(self.folder, "outcome.pkl")
+        if os.path.exists(outcome_path):
+            with open(outcome_path, "rb") as outcome_file:
+                outcome: TaskOutcome = pickle.load(outcome_file)
+            return TaskEnd(
+                status="COMPLETED" if outcome.error is None else "FAILED",
+                started_at=outcome.started_at,
+                cpu_seconds=outcome.cpu_seconds,
+                wall_seconds=outcome.wall_seconds,
+                result=outcome.result,
+                error=outcome.error,
+                report=outcome.traceback,
+                **outputs,
+            )
+        end = TaskEnd(
+            "CANCELLED", self.started_at, exit.cpu_seconds, wall_seconds, **outputs
+        )
+        if self.launcher.was_cancelled(self.task_id):
+            end.report = "The task was cancelled: its process was killed.\n"
+        else:
+            end.status, end.error = "FAILED", describe_exit(exit.exit_code)
+            end.report = end.error + ".\n"
+        return end
+
+    def _read_text(self, name: str) -> str:
+        try:
+            with open(os.path.join(self.folder, name), errors="replace") as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return ""
+
+    def cancel_before_start(self) -> None:
+        """Give up on a task that must not start (its dispatch was cancelled)."""
+        self.launcher.cancel(self.task_id)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.launcher.forget(self.task_id)
+
+
+def report_end(
+    end: TaskEnd,
     task_metadata: dict,
+    node_name: str,
     timing_filepath: str,
-    record_format: str = "text",
+    record_format: str,
+    task_stdout: io.TextIOBase | None,
+    task_stderr: io.TextIOBase | None,
 ) -> Any:
-    """Call ``function(*args, **kwargs)`` in this thread and append its record.
+    """Record the task and pass its output on; return its result or raise.
 
-    A task that raises is recorded as failed, then its exception propagates.
+    Raises Covalent's ``TaskRuntimeError`` (the node FAILS, with the traceback in
+    its stderr) or ``TaskCancelledError`` (the node is CANCELLED).
     """
     dispatch_id, node_id = task_ids(task_metadata)
-    error = None
-    started_at = time.time()
-    wall_start = time.perf_counter()
-    cpu_start = time.thread_time()
-    try:
-        return function(*args, **kwargs)
-    except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        record = TaskRecord(
-            dispatch_id=dispatch_id,
-            node_id=node_id,
-            node_name=task_name(function),
-            started_at=started_at,
-            cpu_seconds=time.thread_time() - cpu_start,
-            wall_seconds=time.perf_counter() - wall_start,
-            error=error,
-        )
-        append_line(timing_filepath, record.to_line(record_format))
+    print(end.stdout, end="", file=task_stdout or sys.stdout)
+    print(end.stderr, end="", file=task_stderr or sys.stderr)
+    record = TaskRecord(
+        dispatch_id=dispatch_id,
+        node_id=node_id,
+        node_name=node_name,
+        started_at=end.started_at,
+        cpu_seconds=end.cpu_seconds,
+        wall_seconds=end.wall_seconds,
+        status=end.status,
+        error=end.error,
+    )
+    append_record(timing_filepath, record.to_line(record_format), task_stderr)
+    if end.status == "CANCELLED":
+        raise TaskCancelledError(end.report)
+    if end.status == "FAILED":
+        if task_stderr is not None:
+            print(end.report, end="", file=task_stderr)
+        raise TaskRuntimeError(end.report)
+    return end.result
 
 
-# --8<-- [end:helpers]
+# --8<-- [end:executor-side]
 
 # --8<-- [start:plugin-attributes]
 executor_plugin_name = "TimingExecutor"
@@ -177,19 +645,20 @@ _EXECUTOR_PLUGIN_DEFAULTS = {
 
 # --8<-- [start:executor]
 class TimingExecutor(BaseExecutor):
-    """Run each task in Covalent's worker thread and record its CPU time.
+    """Run each task in a process of its own and record its CPU time.
 
     Args:
-        timing_filepath: File the records are appended to; an existing directory
-            means ``timing.log`` inside it. Defaults to :data:`DEFAULT_TIMING_FILEPATH`.
+        timing_filepath: File the records are appended to; an existing
+            directory means ``timing.log`` inside it. Defaults to
+            :data:`DEFAULT_TIMING_FILEPATH`.
         record_format: ``"text"`` for one sentence per task, ``"jsonl"`` for one
             JSON object per task (with wall time, status and node name).
-        **kwargs: Options of :class:`covalent.executor.base.BaseExecutor`, such as
-            ``log_stdout`` or ``time_limit``.
+        **kwargs: Options of :class:`covalent.executor.base.BaseExecutor`, such
+            as ``log_stdout``.
 
     Raises:
-        ValueError: If ``timing_filepath`` cannot be written or ``record_format``
-            is unknown.
+        ValueError: If ``timing_filepath`` cannot be written or
+            ``record_format`` is unknown.
     """
 
     def __init__(
@@ -202,11 +671,34 @@ class TimingExecutor(BaseExecutor):
         self.timing_filepath = resolve_timing_filepath(timing_filepath)
         self.record_format = check_record_format(record_format)
 
-    def run(self, function: Callable, args: list, kwargs: dict, task_metadata: dict) -> Any:
-        """Run the task in this thread, record its CPU time and return its result."""
-        return run_and_record(
-            function, args, kwargs, task_metadata, self.timing_filepath, self.record_format
+    def run(
+        self, function: Callable, args: list, kwargs: dict, task_metadata: dict
+    ) -> Any:
+        """Run the task in its own process; record it; return its result."""
+        task_ids(task_metadata)  # bad metadata fails before anything starts
+        task = TaskRun()
+        if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
+            self.set_job_handle(task.task_id)  # what cancel() gets back
+            if self.get_cancel_requested():
+                task.cancel_before_start()
+                raise TaskCancelledError("The dispatch was cancelled.")
+        if not task.start(function, args, kwargs):
+            task.cancel_before_start()
+            raise TaskCancelledError("The dispatch was cancelled.")
+        task.exited.result()  # wait, in this thread, until the process ends
+        return report_end(
+            task.end(),
+            task_metadata,
+            task_name(function),
+            self.timing_filepath,
+            self.record_format,
+            self.task_stdout,
+            self.task_stderr,
         )
+
+    def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
+        """Kill the task's process; Covalent then marks the node CANCELLED."""
+        return cancel_task(job_handle)
 
 
 # --8<-- [end:executor]

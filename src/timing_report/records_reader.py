@@ -12,12 +12,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-#: The default record, successful or failed, as ``TaskRecord.to_line("text")`` writes it.
+#: The default record (completed, failed or cancelled), as ``TaskRecord.to_line("text")``
+#: writes it.
 TEXT_RECORD = re.compile(
     r"Node (?P<node_id>\d+) in dispatch (?P<dispatch_id>\S+) "
-    r"(?:took|failed \((?P<error_type>[^()]*)\) after) "
+    r"(?:took|failed \((?P<error_type>[^()]*)\) after|was (?P<cancelled>cancelled) after) "
     r"(?P<cpu_seconds>\d+\.\d+)s of CPU time\."
 )
+STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
 
 
 @dataclass(slots=True)
@@ -29,8 +31,9 @@ class NodeRun:
 
     node_id: int
     cpu_seconds: float
-    status: str  #: ``"COMPLETED"`` or ``"FAILED"``.
-    error: str | None = None  #: ``"ValueError: message"`` (JSON) or ``"ValueError"`` (text).
+    status: str  #: ``"COMPLETED"``, ``"FAILED"`` or ``"CANCELLED"``.
+    #: ``"ValueError: message"`` (JSON) or ``"ValueError"``, ``"exit code 4"`` (text).
+    error: str | None = None
     node_name: str | None = None
     started_at: float | None = None  #: Unix time the task started.
     wall_seconds: float | None = None
@@ -58,10 +61,11 @@ def parse_line(line: str) -> tuple[str, NodeRun] | None:
     if match is None:
         return None
     error_type = match["error_type"]
+    status = "CANCELLED" if match["cancelled"] else "COMPLETED"
     run = NodeRun(
         node_id=int(match["node_id"]),
         cpu_seconds=float(match["cpu_seconds"]),
-        status="COMPLETED" if error_type is None else "FAILED",
+        status=status if error_type is None else "FAILED",
         error=error_type,
     )
     return match["dispatch_id"], run
@@ -94,7 +98,7 @@ def _parse_json(line: str) -> tuple[str, NodeRun] | None:
         or type(node_id) is not int
         or node_id < 0
         or cpu_seconds is None
-        or status not in ("COMPLETED", "FAILED")
+        or status not in STATUSES
     ):
         return None
     node_name = fields.get("node_name")

@@ -132,7 +132,9 @@ def _table(
 
 
 def _failed(totals: Totals) -> str:
-    return f"{totals.failed} FAILED" if totals.failed else "all COMPLETED"
+    counts = {"FAILED": totals.failed, "CANCELLED": totals.cancelled}
+    not_completed = [f"{count} {status}" for status, count in counts.items() if count]
+    return ", ".join(not_completed) or "all COMPLETED"
 
 
 def print_tables(tables: Iterable[Titled], output: IO[str]) -> None:
@@ -165,6 +167,7 @@ def totals_fields(totals: Totals) -> dict:
     return {
         "nodes": totals.nodes,
         "failed": totals.failed,
+        "cancelled": totals.cancelled,
         "cpu_seconds": totals.cpu_seconds,
         "wall_seconds": totals.wall_seconds,
         "cpu_per_wall": totals.cpu_per_wall,

@@ -26,6 +26,7 @@ class Totals:
     cpu_seconds: float
     wall_seconds: float | None
     failed: int
+    cancelled: int
 
     @property
     def cpu_per_wall(self) -> float | None:
@@ -61,6 +62,7 @@ class DispatchRuns:
             cpu_seconds=sum(run.cpu_seconds for run in runs),
             wall_seconds=None if None in walls else sum(walls),
             failed=sum(run.status == "FAILED" for run in runs),
+            cancelled=sum(run.status == "CANCELLED" for run in runs),
         )
 
 
