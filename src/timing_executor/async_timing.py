@@ -85,16 +85,8 @@ class AsyncTimingExecutor(AsyncBaseExecutor):
             task.cancel_before_start()
             raise TaskCancelledError("The dispatch was cancelled.")
         await asyncio.wrap_future(task.exited)  # the event loop stays free
-        report = partial(
-            report_end,
-            task.end(),
-            task_metadata,
-            task_name(function),
-            self.timing_filepath,
-            self.record_format,
-            self.task_stdout,
-            self.task_stderr,
-        )
+        end = await loop.run_in_executor(_file_threads, task.end)
+        report = partial(report_end, end, task_metadata, task_name(function), self)
         return await loop.run_in_executor(_file_threads, report)
 
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:

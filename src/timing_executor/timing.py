@@ -593,22 +593,16 @@ class TaskRun:
         self.launcher.forget(self.task_id)
 
 
-def report_end(
-    end: TaskEnd,
-    task_metadata: dict,
-    node_name: str,
-    timing_filepath: str,
-    record_format: str,
-    task_stdout: io.TextIOBase | None,
-    task_stderr: io.TextIOBase | None,
-) -> Any:
+def report_end(end: TaskEnd, task_metadata: dict, node_name: str, executor) -> Any:
     """Record the task and pass its output on; return its result or raise.
 
+    ``executor`` gives the record's file and format and the task's streams.
     Raises Covalent's ``TaskRuntimeError`` (the node FAILS, with the traceback in
     its stderr) or ``TaskCancelledError`` (the node is CANCELLED).
     """
     dispatch_id, node_id = task_ids(task_metadata)
-    print(end.stdout, end="", file=task_stdout or sys.stdout)
+    task_stderr = executor.task_stderr  # None when run() is called by hand
+    print(end.stdout, end="", file=executor.task_stdout or sys.stdout)
     print(end.stderr, end="", file=task_stderr or sys.stderr)
     record = TaskRecord(
         dispatch_id=dispatch_id,
@@ -620,7 +614,8 @@ def report_end(
         status=end.status,
         error=end.error,
     )
-    append_record(timing_filepath, record.to_line(record_format), task_stderr)
+    line = record.to_line(executor.record_format)
+    append_record(executor.timing_filepath, line, task_stderr)
     if end.status == "CANCELLED":
         raise TaskCancelledError(end.report)
     if end.status == "FAILED":
@@ -686,15 +681,7 @@ class TimingExecutor(BaseExecutor):
             task.cancel_before_start()
             raise TaskCancelledError("The dispatch was cancelled.")
         task.exited.result()  # wait, in this thread, until the process ends
-        return report_end(
-            task.end(),
-            task_metadata,
-            task_name(function),
-            self.timing_filepath,
-            self.record_format,
-            self.task_stdout,
-            self.task_stderr,
-        )
+        return report_end(task.end(), task_metadata, task_name(function), self)
 
     def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
         """Kill the task's process; Covalent then marks the node CANCELLED."""
