@@ -1,5 +1,6 @@
 """The how-to's advice on short names: edit ``[executors.timing]`` in the server's
 ``covalent.conf``, run ``covalent restart``, and the next dispatch uses the new values.
+And, by short name, a record that cannot be written costs no result.
 
 This test starts a server of its own (in its own home folder), since it edits that
 server's configuration and restarts it.
@@ -26,14 +27,34 @@ def dispatch_by_short_name(server) -> str:
     return dispatch_id
 
 
+UNRECORDABLE = """
+import json
+from tests.workflows import add_multiply_workflow, dispatch_and_wait, node_ids_by_name
+result = dispatch_and_wait(add_multiply_workflow("async_timing"), 1, 2)
+node = result.get_node_result(node_ids_by_name(result)["add"])
+print(json.dumps([str(result.status), result.result, node["stderr"]]))
+"""
+
+
 def test_an_edited_executor_section_takes_effect_after_covalent_restart(tmp_path):
     home = tmp_path / "home"
+    config_file = home / ".config" / "covalent" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    # Covalent keeps what a section already holds: async_timing records to a full disk.
+    config_file.write_text(
+        toml.dumps({"executors": {"async_timing": {"timing_filepath": "/dev/full"}}})
+    )
     with running_server(home) as server:
         first = dispatch_by_short_name(server)
         default_file = home / ".cache" / "covalent" / "timing.log"
         assert first in default_file.read_text()
 
-        config_file = home / ".config" / "covalent" / "covalent.conf"
+        unrecorded = run_client(server, UNRECORDABLE)
+        assert unrecorded.returncode == 0, unrecorded.stderr
+        status, result, stderr = json.loads(unrecorded.stdout)
+        assert (status, result) == ("COMPLETED", 6)
+        assert "could not append this task's record to /dev/full" in stderr
+
         edited = tmp_path / "edited.jsonl"
         config = toml.load(config_file)
         config["executors"]["timing"] = {"timing_filepath": str(edited), "record_format": "jsonl"}

@@ -296,3 +296,15 @@ def test_no_task_folder_is_left_behind(executor):
     with pytest.raises(TaskRuntimeError):
         run(executor, exits_hard)
     assert set(Path(tempfile.gettempdir()).glob("timing-task-*")) == before
+
+
+def test_receive_reports_cancelled_the_tasks_covalent_refused_to_start(executor):
+    """Covalent calls receive(metadata, None) for tasks of a cancelled dispatch."""
+    metadata = {"dispatch_id": "d", "node_ids": [3, 5], "task_group_id": 3}
+    updates = asyncio.run(executor.receive(metadata, None))
+    assert [(u.dispatch_id, u.node_id, str(u.status)) for u in updates] == [
+        ("d", 3, "CANCELLED"),
+        ("d", 5, "CANCELLED"),
+    ]
+    with pytest.raises(NotImplementedError):
+        asyncio.run(executor.receive(metadata, {"status": "COMPLETED"}))

@@ -55,3 +55,75 @@ def node_ids_by_name(result) -> dict[str, int]:
     """Map each electron name of a finished dispatch to its node id."""
     graph = result.lattice.transport_graph
     return {graph.get_node_value(n, "name"): n for n in graph._graph.nodes}
+
+
+def misbehaving_workflow(executor):
+    """Return a workflow of independent tasks that print, exit, crash and raise."""
+
+    @ct.electron(executor=executor)
+    def prints():
+        import ctypes
+        import os
+        import subprocess
+        import sys
+
+        print("MARKER print")
+        print("MARKER print to stderr", file=sys.stderr)
+        os.write(1, b"MARKER file descriptor 1\n")
+        ctypes.CDLL(None).puts(b"MARKER C puts")
+        subprocess.run(["echo", "MARKER subprocess"], check=True)
+        return "printed"
+
+    @ct.electron(executor=executor)
+    def exits():
+        import sys
+
+        sys.exit(3)
+
+    @ct.electron(executor=executor)
+    def exits_hard():
+        import os
+
+        os._exit(4)
+
+    @ct.electron(executor=executor)
+    def segfaults():
+        import ctypes
+
+        ctypes.string_at(0)
+
+    @ct.electron(executor=executor)
+    def raises():
+        raise ValueError("bad value 7")
+
+    @ct.lattice
+    def workflow():
+        return [prints(), exits(), exits_hard(), segfaults(), raises()]
+
+    return workflow
+
+
+def sleeping_workflow(executor, marker_dir: str, tasks: int = 1):
+    """Return ``workflow()``: ``tasks`` naps of 60 s, then a task that needs them all.
+
+    Each nap writes its process id to a file in ``marker_dir`` when it starts.
+    """
+
+    @ct.electron(executor=executor)
+    def nap(index):
+        import os
+        import time
+        from pathlib import Path
+
+        Path(marker_dir, str(index)).write_text(str(os.getpid()))
+        time.sleep(60)
+
+    @ct.electron(executor=executor)
+    def after(naps):
+        return "after"
+
+    @ct.lattice
+    def workflow():
+        return after([nap(index) for index in range(tasks)])
+
+    return workflow

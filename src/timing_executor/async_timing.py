@@ -21,6 +21,7 @@ from typing import Any
 
 from covalent._shared_files.exceptions import TaskCancelledError
 from covalent.executor.base import AsyncBaseExecutor
+from covalent.executor.schemas import TaskUpdate
 
 # --8<-- [end:imports]
 # --8<-- [start:helper-imports]
@@ -29,6 +30,7 @@ from timing_executor.timing import (
     TaskRun,
     cancel_task,
     check_record_format,
+    refused_tasks,
     report_end,
     resolve_timing_filepath,
     task_ids,
@@ -92,6 +94,12 @@ class AsyncTimingExecutor(AsyncBaseExecutor):
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
         """Kill the task's process; Covalent then marks the node CANCELLED."""
         return cancel_task(job_handle)
+
+    async def receive(
+        self, task_group_metadata: dict, data: Any
+    ) -> list[TaskUpdate]:
+        """Report CANCELLED the tasks Covalent refused to start."""
+        return refused_tasks(task_group_metadata, data)
 
 
 # --8<-- [end:executor]

@@ -40,7 +40,9 @@ from typing import Any, NoReturn
 import cloudpickle
 from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
 from covalent._shared_files.logger import app_log
+from covalent._shared_files.util_classes import RESULT_STATUS
 from covalent.executor.base import BaseExecutor
+from covalent.executor.schemas import TaskUpdate
 
 # --8<-- [end:imports]
 
@@ -625,6 +627,26 @@ def report_end(end: TaskEnd, task_metadata: dict, node_name: str, executor) -> A
     return end.result
 
 
+def refused_tasks(task_group_metadata: dict, data: Any) -> list[TaskUpdate]:
+    """Report CANCELLED the tasks Covalent refused to start.
+
+    When a dispatch is cancelled before some of its tasks start, Covalent 0.240.0
+    skips ``run()`` for them and calls the executor's ``receive(..., None)``
+    instead; without an answer there, those nodes would end FAILED.
+    """
+    if data is not None:
+        raise NotImplementedError("this executor does not use send/poll/receive")
+    return [
+        TaskUpdate(
+            dispatch_id=task_group_metadata["dispatch_id"],
+            node_id=node_id,
+            status=RESULT_STATUS.CANCELLED,
+            assets={},
+        )
+        for node_id in task_group_metadata["node_ids"]
+    ]
+
+
 # --8<-- [end:executor-side]
 
 # --8<-- [start:plugin-attributes]
@@ -686,6 +708,12 @@ class TimingExecutor(BaseExecutor):
     def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
         """Kill the task's process; Covalent then marks the node CANCELLED."""
         return cancel_task(job_handle)
+
+    async def receive(
+        self, task_group_metadata: dict, data: Any
+    ) -> list[TaskUpdate]:
+        """Report CANCELLED the tasks Covalent refused to start."""
+        return refused_tasks(task_group_metadata, data)
 
 
 # --8<-- [end:executor]
