@@ -10,23 +10,30 @@ import threading
 import time
 
 from tests.test_timing import TEXT_RECORD
-from timing_executor.timing import TimingExecutor
+from timing_executor.timing import TaskRecord, TimingExecutor, append_line
 
 RECORDS_PER_WRITER = 500
 
 
-def _write_records(path: str, writer: int) -> None:
+def _write_records(path: str, writer: int, records: int = RECORDS_PER_WRITER) -> None:
+    """Append records the way the executor does, as fast as one writer can."""
+    for node_id in range(records):
+        record = TaskRecord(f"writer-{writer}", node_id, "f", time.time(), 0.001, 0.001)
+        append_line(path, record.to_line())
+
+
+def _run_tasks(path: str, writer: int, tasks: int) -> None:
     executor = TimingExecutor(path)
-    for node_id in range(RECORDS_PER_WRITER):
+    for node_id in range(tasks):
         executor.run(int, [], {}, {"dispatch_id": f"writer-{writer}", "node_id": node_id})
 
 
-def _assert_all_records_whole(path, writers):
+def _assert_all_records_whole(path, writers, per_writer=RECORDS_PER_WRITER):
     with open(path) as records:
         text = records.read()
     assert text.endswith("\n")
     lines = text.splitlines()
-    assert len(lines) == writers * RECORDS_PER_WRITER
+    assert len(lines) == writers * per_writer
     seen = {TEXT_RECORD.fullmatch(line).group(2, 1) for line in lines}
     assert len(seen) == len(lines)
 
@@ -39,6 +46,16 @@ def test_threads_never_interleave_or_drop_lines(tmp_path):
     for thread in threads:
         thread.join()
     _assert_all_records_whole(path, 8)
+
+
+def test_tasks_run_from_many_threads_each_leave_one_whole_record(tmp_path):
+    path = str(tmp_path / "t.log")
+    threads = [threading.Thread(target=_run_tasks, args=(path, w, 25)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _assert_all_records_whole(path, 8, per_writer=25)
 
 
 def test_processes_never_interleave_or_drop_lines(tmp_path):
@@ -55,11 +72,10 @@ def test_processes_never_interleave_or_drop_lines(tmp_path):
 
 KILLED_WRITER = """
 import sys
-from timing_executor.timing import TimingExecutor
-executor = TimingExecutor(sys.argv[1])
+from timing_executor.timing import TaskRecord, append_line
 node_id = 0
 while True:
-    executor.run(sum, [range(2000)], {}, {"dispatch_id": "killed", "node_id": node_id})
+    append_line(sys.argv[1], TaskRecord("killed", node_id, "f", 0, 0, 0).to_line())
     node_id += 1
 """
 
