@@ -58,6 +58,8 @@ intersphinx_mapping = {
 nitpicky = True
 # Covalent publishes no inventory that could be shipped here: its names stay plain text.
 nitpick_ignore_regex = [(r"py:.*", r"covalent(\..*)?")]
+# Type hints name Future by the module that defines it; the inventory knows its public name.
+nitpick_ignore = [("py:class", "concurrent.futures._base.Future")]
 
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
@@ -74,10 +76,15 @@ _server = ExitStack()
 atexit.register(_server.close)
 
 
+#: The example plugins the pages dispatch to by short name (small_timing, doubling).
+EXAMPLE_PLUGINS = REPO_ROOT / "docs_src" / "plugins"
+
+
 def _start_server_for_doctest(app) -> None:
     """Start the Covalent server the examples dispatch to, only for ``-b doctest``."""
     if app.builder.name == "doctest":
-        _server.enter_context(running_server(DOCS_HOME, DOCS_PORT))
+        plugins = {"COVALENT_EXECUTOR_DIR": str(EXAMPLE_PLUGINS)}
+        _server.enter_context(running_server(DOCS_HOME, DOCS_PORT, extra_env=plugins))
 
 
 def _stop_server(app, exception) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.workflows import (
     add_multiply_workflow,
+    big_result_workflow,
     dispatch_and_wait,
     failing_workflow,
     misbehaving_workflow,
@@ -198,3 +199,15 @@ def test_a_record_that_cannot_be_written_costs_no_result(covalent_server, short_
     assert reason in stderr
     assert re.search(rf"Node \d+ in dispatch {result.dispatch_id} took [\d.]+s of CPU", stderr)
     assert f"{reason}. The record:\nNode" in server_log(covalent_server)
+
+
+@pytest.mark.parametrize("short_name", EXECUTORS)
+def test_the_record_holds_the_users_function_only_not_covalents_packing(
+    covalent_server, tmp_path, short_name
+):
+    executor = EXECUTORS[short_name](tmp_path / "records.jsonl", record_format="jsonl")
+    result = dispatch_and_wait(big_result_workflow(executor, 600_000))
+    own_cpu, numbers = result.result
+    assert len(numbers) == 600_000
+    (record,) = map(json.loads, records_of(executor.timing_filepath, result.dispatch_id))
+    assert record["cpu_seconds"] / own_cpu == pytest.approx(1.0, abs=0.05)

@@ -57,8 +57,8 @@ def node_ids_by_name(result) -> dict[str, int]:
     return {graph.get_node_value(n, "name"): n for n in graph._graph.nodes}
 
 
-def misbehaving_workflow(executor):
-    """Return a workflow of independent tasks that print, exit, crash and raise."""
+def misbehaving_workflow(executor, tasks=("prints", "exits", "exits_hard", "segfaults", "raises")):
+    """Return a workflow of independent ``tasks`` that print, exit, crash or raise."""
 
     @ct.electron(executor=executor)
     def prints():
@@ -96,15 +96,23 @@ def misbehaving_workflow(executor):
     def raises():
         raise ValueError("bad value 7")
 
+    electrons = {
+        "prints": prints,
+        "exits": exits,
+        "exits_hard": exits_hard,
+        "segfaults": segfaults,
+        "raises": raises,
+    }
+
     @ct.lattice
     def workflow():
-        return [prints(), exits(), exits_hard(), segfaults(), raises()]
+        return [electrons[name]() for name in tasks]
 
     return workflow
 
 
-def sleeping_workflow(executor, marker_dir: str, tasks: int = 1):
-    """Return ``workflow()``: ``tasks`` naps of 60 s, then a task that needs them all.
+def sleeping_workflow(executor, marker_dir: str, tasks: int = 1, seconds: float = 60):
+    """Return ``workflow()``: ``tasks`` naps, then a task that needs them all.
 
     Each nap writes its process id to a file in ``marker_dir`` when it starts.
     """
@@ -116,7 +124,7 @@ def sleeping_workflow(executor, marker_dir: str, tasks: int = 1):
         from pathlib import Path
 
         Path(marker_dir, str(index)).write_text(str(os.getpid()))
-        time.sleep(60)
+        time.sleep(seconds)
 
     @ct.electron(executor=executor)
     def after(naps):
@@ -125,5 +133,29 @@ def sleeping_workflow(executor, marker_dir: str, tasks: int = 1):
     @ct.lattice
     def workflow():
         return after([nap(index) for index in range(tasks)])
+
+    return workflow
+
+
+def big_result_workflow(executor, size: int):
+    """Return ``workflow()`` whose task burns CPU, then returns ``size`` numbers.
+
+    The task returns ``(its own CPU seconds, numbers)``; Covalent then spends more
+    CPU time packing the numbers (``str()`` of the list) than the task did.
+    """
+
+    @ct.electron(executor=executor)
+    def burn_then_return_numbers():
+        import time
+
+        start = time.process_time()
+        while time.process_time() - start < 0.2:
+            pass
+        numbers = [float(n) for n in range(size)]
+        return time.process_time() - start, numbers
+
+    @ct.lattice
+    def workflow():
+        return burn_then_return_numbers()
 
     return workflow

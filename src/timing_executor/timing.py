@@ -14,6 +14,7 @@ by default the sentence::
 # --8<-- [start:imports]
 import contextlib
 import ctypes
+import functools
 import io
 import json
 import os
@@ -129,7 +130,7 @@ class TaskRecord:
     cpu_seconds: float
     wall_seconds: float
     status: str = "COMPLETED"  #: Or ``"FAILED"`` or ``"CANCELLED"``.
-    #: Why it failed: ``"ValueError: message"``, ``"exit code 4: ..."``, ...
+    #: Why it failed, such as ``"ValueError: message"`` or ``"exit code 4: ..."``.
     error: str | None = None
 
     def to_line(self, record_format: str = "text") -> str:
@@ -196,25 +197,77 @@ def process_cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def call_and_measure(function: Callable, args: list, kwargs: dict) -> TaskOutcome:
-    """Call the task and measure it: CPU time of this process and its children.
+class Stopwatch:
+    """Measures the calls of the functions it wraps: CPU time and wall time."""
 
-    This runs in the task's own process, so all of the process's CPU time is the
-    task's, threads and finished subprocesses included.
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.cpu_seconds = self.wall_seconds = 0.0
+
+    def wrap(self, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self.started_at = time.time()
+            cpu_start, wall_start = process_cpu_seconds(), time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.cpu_seconds += process_cpu_seconds() - cpu_start
+                self.wall_seconds += time.perf_counter() - wall_start
+
+        return timed
+
+
+class TimedSerializedFunction:
+    """Stands in for the user's serialized function inside Covalent's wrapper.
+
+    The wrapper asks it for the function (``get_deserialized()``) and gets it
+    wrapped by the stopwatch, so the record holds the time of the user's own
+    function, not of Covalent unpacking its inputs and packing its result.
     """
-    started_at, wall_start = time.time(), time.perf_counter()
-    cpu_start = process_cpu_seconds()
+
+    def __init__(self, serialized: Any, stopwatch: Stopwatch) -> None:
+        self.serialized, self.stopwatch = serialized, stopwatch
+
+    def get_deserialized(self) -> Callable:
+        return self.stopwatch.wrap(self.serialized.get_deserialized())
+
+
+def timed_task(function: Callable, stopwatch: Stopwatch) -> Callable:
+    """Time the user's own function, inside Covalent's wrapper when there is one.
+
+    Covalent hands executors ``partial(wrapper_fn, serialized_function, ...)``;
+    any other callable (``run()`` called by hand) is timed as a whole.
+    """
+    wrapped = (
+        function.args[0]
+        if isinstance(function, partial) and function.args
+        else None
+    )
+    if not hasattr(wrapped, "get_deserialized"):
+        return stopwatch.wrap(function)
+    timed = TimedSerializedFunction(wrapped, stopwatch)
+    return partial(function.func, timed, *function.args[1:], **function.keywords)
+
+
+def call_and_measure(function: Callable, args: list, kwargs: dict) -> TaskOutcome:
+    """Call the task; measure the CPU time of this process (and its children).
+
+    This runs in the task's own process, so all of the process's CPU time while
+    the user's function runs is the task's, its threads and subprocesses included.
+    """
+    stopwatch = Stopwatch()
     result = error = trace = None
     try:
-        result = function(*args, **kwargs)
+        result = timed_task(function, stopwatch)(*args, **kwargs)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt as well
         error = f"{type(exc).__name__}: {exc}"
         frames = exc.__traceback__.tb_next  # from the task's own frame on
         trace = "".join(traceback.format_exception(type(exc), exc, frames))
     return TaskOutcome(
-        started_at=started_at,
-        cpu_seconds=process_cpu_seconds() - cpu_start,
-        wall_seconds=time.perf_counter() - wall_start,
+        started_at=stopwatch.started_at,
+        cpu_seconds=stopwatch.cpu_seconds,
+        wall_seconds=stopwatch.wall_seconds,
         result=result,
         error=error,
         traceback=trace,
@@ -388,7 +441,9 @@ def kill_group(pid: int) -> None:
 class TaskExit:
     """How the launcher saw a task's process end."""
 
-    exit_code: int | None  #: Negative: killed by that signal; None: launcher died.
+    #: The process's exit code, minus the signal that killed it, or None if the
+    #: launcher died.
+    exit_code: int | None
     cpu_seconds: float  #: The process's whole CPU time, from ``os.wait4``.
 
 
@@ -508,7 +563,7 @@ class TaskEnd:
     cpu_seconds: float
     wall_seconds: float
     result: Any = None
-    error: str | None = None  #: One line: what went wrong.
+    error: str | None = None  #: What went wrong, in one line.
     report: str | None = None  #: The traceback, or what happened to the process.
     stdout: str = ""
     stderr: str = ""
