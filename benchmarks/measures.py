@@ -3,6 +3,11 @@
 import re
 import statistics
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import psutil
+
+from timing_executor.timing import LAUNCHER_BOOT
 
 _RECORD = re.compile(r"Node (\d+) in dispatch (\S+) took ([0-9.e+-]+)s of CPU time\.")
 
@@ -53,3 +58,17 @@ def most_at_once(intervals: Sequence[Interval]) -> int:
 
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
+
+
+def launcher_and_tasks(server_home: Path) -> tuple[psutil.Process, list[psutil.Process]]:
+    """The task launcher of the server whose home is ``server_home``, and its tasks."""
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        if (process.info["cmdline"] or [])[-1:] != [LAUNCHER_BOOT]:
+            continue
+        environment = process.info["environ"] or {}
+        parent = process.parent()
+        if environment.get("HOME") == str(server_home) and LAUNCHER_BOOT not in (
+            parent.cmdline() if parent else []
+        ):
+            return process, process.children()
+    raise LookupError(f"no task launcher runs for the server in {server_home}")

@@ -49,14 +49,15 @@ def table(samples: list[Sample]) -> str:
     return "\n".join(lines)
 
 
-def chart(accuracy: CaseResult, concurrency: CaseResult, path: Path) -> None:
-    """Draw A (recorded / true CPU time) and B (tasks running over time) side by side."""
+def chart(accuracy: CaseResult, concurrency: CaseResult, ways: CaseResult, path: Path) -> None:
+    """Draw A (recorded / true CPU time), B (tasks running over time) and I (the cost
+    of starting a task, per way to run it apart) side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (left, right, third) = plt.subplots(1, 3, figsize=(15, 4.2))
     ratios = defaultdict(lambda: defaultdict(list))
     for sample in accuracy.samples:
         ratios[sample.metric.rsplit(", ", 1)[-1]][sample.variant].append(sample.value)
@@ -79,6 +80,14 @@ def chart(accuracy: CaseResult, concurrency: CaseResult, path: Path) -> None:
     right.set_ylabel("tasks running (last run)")
     right.yaxis.get_major_locator().set_params(integer=True)
     right.legend()
+    costs = defaultdict(list)
+    for sample in ways.samples:
+        if sample.metric.startswith("start a trivial task"):
+            costs[sample.variant].append(sample.value)
+    third.bar(list(costs), [measures.median(values) for values in costs.values()])
+    third.set_yscale("log")
+    third.set_title("I: start a trivial task and see it end\n(median of runs)")
+    third.set_ylabel("milliseconds (log scale)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

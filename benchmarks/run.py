@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     root = Path(tempfile.mkdtemp(prefix="timing-executor-bench-"))
     port = free_port()
     isolate_this_process(root / "client", port)
-    from benchmarks import cases, docs_build, overhead, report  # import covalent after isolating
+    # Import covalent only after isolating this process.
+    from benchmarks import cases, docs_build, isolation, overhead, report
 
     machine = report.machine()
     reps, work = args.repetitions, root / "work"
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         "A": lambda: cases.accuracy(["naive", "to_thread", "sync", "async"], reps, work),
         "B": lambda: cases.concurrency(["async", "to_thread", "sync", "local"], reps, work),
         "C": lambda: cases.starvation(["idle", "async", "to_thread", "sync"], reps, work),
-        "D": lambda: cases.dispatch_overhead(["local", "naive", "sync", "async"], reps, work),
+        "D": lambda: cases.dispatch_overhead(["local", "sync", "async"], reps, work),
+        "M": lambda: cases.task_memory(["async"], reps, work, root / "server-M"),
     }
     results = {}
     try:
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
                 results["B"].extend(cases.concurrency(["dask"], reps, work))
         _log("case D: run() without a server")
         results["D"].extend(overhead.run_overhead(reps, work))
+        _log("case I: ways to run a task apart, without a server")
+        results["I"] = isolation.compare_ways(reps, work)
         if args.no_docs or not docs_build.docs_env_exists():
             _log("case E: not measured (no [testenv:docs] in tox.ini, or --no-docs)")
         else:
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         (RESULTS_DIR / "results.md").write_text(text)
         raw = {"machine": machine, "samples": [asdict(s) for s in samples]}
         (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
-        report.chart(results["A"], results["B"], CHART)
+        report.chart(results["A"], results["B"], results["I"], CHART)
         _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
 
 

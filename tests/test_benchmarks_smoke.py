@@ -6,7 +6,7 @@ case runs against a real server and yields every figure the table reports.
 
 import pytest
 
-from benchmarks import cases, measures, overhead, report
+from benchmarks import cases, isolation, measures, overhead, report
 
 
 def test_records_of_the_naive_executor_are_read_without_newlines():
@@ -31,6 +31,8 @@ def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
     result.extend(cases.concurrency(["async", "local"], 1, tmp_path, tasks_count=3, seconds=0.1))
     result.extend(cases.starvation(["idle", "async"], 1, tmp_path, long_tasks=2, seconds=1.0))
     result.extend(cases.dispatch_overhead(["local", "sync"], 1, tmp_path, tasks_count=3))
+    home = covalent_server.home
+    result.extend(cases.task_memory(["async"], 1, tmp_path, home, tasks_count=3))
 
     figures = {(s.case, s.variant, s.metric): s.value for s in result.samples}
     for variant in ("sync", "async"):
@@ -43,6 +45,9 @@ def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
     assert figures["D", "local", "time / local time"] == 1
     assert ("D", "sync", "3 trivial tasks, dispatch to done (s)") in figures
     assert len(result.intervals["async"]) == 3
+    assert figures["M", "async", "tasks running when measured"] == 3
+    assert figures["M", "async", "task processes measured"] == 3
+    assert 0 < figures["M", "async", "task processes, USS summed (MB)"] < 500
 
     table = report.table(result.samples)
     assert table.startswith("| case | variant | metric | median | runs |")
@@ -50,16 +55,36 @@ def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
 
 
 def test_run_overhead_measures_every_variant(tmp_path):
-    result = overhead.run_overhead(1, tmp_path, calls=20)
-    measured = {s.variant for s in result.samples if s.metric.startswith("run() overhead")}
-    assert measured == set(overhead.VARIANTS)
-    assert (tmp_path / "D-run-naive-0.log").read_text().count("of CPU time.") == 20
+    result = overhead.run_overhead(1, tmp_path, calls=5)
+    measured = {s.variant for s in result.samples if s.metric.startswith("run() cost")}
+    assert measured == {"naive", "sync", "async"}
+    assert (tmp_path / "D-run-naive-0.log").read_text().count("of CPU time.") == 6
+    assert (tmp_path / "D-run-async-0.log").read_text().count("of CPU time.") == 6
+
+
+def test_every_way_to_run_a_task_apart_is_measured(tmp_path):
+    result = isolation.compare_ways(1, tmp_path, calls=2)
+    figures = {(s.variant, s.metric): s.value for s in result.samples}
+    failed = "of 3 tasks, failed by a 4th's os._exit()"
+    assert {variant: figures[variant, failed] for variant in isolation_ways()} == {
+        "thread": 3,
+        "pool": 3,
+        "spawn": 0,
+        "forkserver": 0,
+        "launcher": 0,
+    }
+    assert 0 < figures["launcher", "one sleeping task's process, USS (MB)"] < 100
+
+
+def isolation_ways() -> list[str]:
+    return ["thread", "pool", "spawn", "forkserver", "launcher"]
 
 
 def test_chart_is_written(tmp_path):
     pytest.importorskip("matplotlib")
-    accuracy, concurrency = cases.CaseResult(), cases.CaseResult()
+    accuracy, concurrency, ways = cases.CaseResult(), cases.CaseResult(), cases.CaseResult()
     accuracy.add("A", "naive", "recorded / true, median task", 1.4, 0)
     concurrency.intervals["async"] = [(0.0, 1.0), (0.5, 1.5)]
-    report.chart(accuracy, concurrency, tmp_path / "chart.png")
+    ways.add("I", "launcher", "start a trivial task and see it end (ms)", 20.0, 0)
+    report.chart(accuracy, concurrency, ways, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")

@@ -5,7 +5,11 @@ from dataclasses import dataclass
 
 HOW_TO = "how-to/create-custom-executor.html"
 #: Sections of the how-to page whose own listings, one after the other, make a plugin module.
-PLUGIN_SECTIONS = {"timing": "the-timingexecutor", "async_timing": "the-async-aware-variant"}
+PLUGIN_SECTIONS = {
+    "timing": "timingexecutor-each-task-in-a-process-of-its-own",
+    "async_timing": "the-async-aware-variant",
+}
+SMALL_PLUGIN_SECTION = "the-smallest-plugin-that-works"
 WORKFLOW_SECTION = "use-it-in-a-workflow"
 SHORT_NAME_SECTION = "instance-or-short-name"
 _PROMPT = re.compile(r"^(>>> |\.\.\. |\$ )")

@@ -3,6 +3,7 @@ that the copied plugin works on a Covalent server that lacks this package."""
 
 import re
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -24,6 +25,8 @@ from tests.browser.site import REPOSITORY
 SOURCES = REPOSITORY / "src" / "timing_executor"
 DOCS_SRC = REPOSITORY / "docs_src"
 RECORD = r"Node (\d+) in dispatch ([0-9a-f-]{36}) took \d+\.\d{6}s of CPU time\."
+#: The listings of timing.py that replace async_timing.py's helper import.
+TIMING_HELPER_PARTS = ("imports", "records", "task-process", "launcher", "executor-side")
 
 
 def plugin_listings(page, module: str):
@@ -40,13 +43,12 @@ def listings_by_part(page, module: str) -> dict:
 
 def single_file_async_plugin(page) -> str:
     """The async plugin as the page says to copy it into a plugin folder: the helper
-    import replaced by the imports and helpers listings of timing.py."""
+    import replaced by the first five listings of timing.py."""
     sync, async_ = listings_by_part(page, "timing"), listings_by_part(page, "async_timing")
     return as_module(
         [
             async_["imports"],
-            sync["imports"],
-            sync["helpers"],
+            *(sync[part] for part in TIMING_HELPER_PARTS),
             async_["plugin-attributes"],
             async_["executor"],
         ]
@@ -131,3 +133,82 @@ def test_copied_async_plugin_runs_the_short_name_workflow_without_the_package(
     records = Path(home / ".cache" / "covalent" / "timing.log").read_text().splitlines()
     assert printed_records == records
     assert sorted(int(re.fullmatch(RECORD, line)[1]) for line in records) == [0, 3]
+
+
+#: What the page's download links must give: file name -> its source.
+DOWNLOADS = {
+    "small_timing.py": DOCS_SRC / "plugins" / "small_timing.py",
+    "timing.py": SOURCES / "timing.py",
+}
+
+DOWNLOADED_PLUGINS_WORKFLOW = """
+import covalent as ct
+from covalent.executor import TimingExecutor
+
+timing = TimingExecutor("timing.log")
+
+
+@ct.electron(executor="small_timing")
+def add(x, y):
+    return x + y
+
+
+@ct.electron(executor=timing)
+def multiply(x, y):
+    print("multiplying")
+    return x * y
+
+
+@ct.electron(executor=timing)
+def give_up():
+    import sys
+
+    sys.exit(3)
+
+
+@ct.lattice
+def workflow(x, y):
+    return multiply(y, add(x, y)), give_up()
+
+
+result = ct.get_result(ct.dispatch(workflow)(1, 2), wait=True)
+nodes = [result.get_node_result(n) for n in range(6)]
+print(result.status, [(n["node_name"], str(n["status"]), n["stdout"]) for n in nodes])
+"""
+
+
+def downloads(page) -> dict[str, bytes]:
+    """Each download link of the page: the file name it offers -> the bytes it gives."""
+    links = page.locator("a.download")
+    files = {}
+    for index in range(links.count()):
+        href = links.nth(index).get_attribute("href")
+        response = page.request.get(urljoin(page.url, href))
+        assert response.ok, href
+        files[href.rsplit("/", 1)[-1]] = response.body()
+    return files
+
+
+def test_download_links_give_the_complete_modules(how_to):
+    assert downloads(how_to) == {name: path.read_bytes() for name, path in DOWNLOADS.items()}
+
+
+def test_downloaded_modules_work_as_plugins_without_the_package(how_to, reader_python, tmp_path):
+    plugins = {
+        name.removesuffix(".py"): text.decode("utf-8") for name, text in downloads(how_to).items()
+    }
+    home = tmp_path / "reader-home"
+    run = run_workflow_with_copied_plugins(
+        reader_python, home, plugins, DOWNLOADED_PLUGINS_WORKFLOW
+    )
+    assert run.returncode == 0, run.stderr
+    status, nodes = run.stdout.split(" ", 1)
+    assert status == "FAILED"  # give_up's node only
+    assert "('multiply', 'COMPLETED', 'multiplying\\n')" in nodes
+    assert "('give_up', 'FAILED'," in nodes
+    assert re.fullmatch(
+        r"Node 0 in dispatch \S+ took \d+\.\d{6}s\.\n", (home / "timing.log").read_text()
+    )
+    timing_records = (run.folder / "timing.log").read_text().splitlines()
+    assert len(timing_records) == 2
+    assert any("failed (SystemExit)" in line for line in timing_records)

@@ -1,6 +1,6 @@
 """Every page of the built site, opened in Chromium as a reader opens it."""
 
-from tests.browser.how_to_page import HOW_TO
+from tests.browser.how_to_page import HOW_TO, PLUGIN_SECTIONS
 from tests.browser.links import COLLECT_REFERENCES, broken_internal_references, site_pages
 from tests.browser.site import PHONE, new_reader_page
 
@@ -40,7 +40,8 @@ def test_screenshots_of_the_how_to_page(browser, site_url, screenshots):
         desktop.page.goto(site_url + HOW_TO, wait_until="networkidle")
         desktop.page.screenshot(path=screenshots / "how-to-desktop.png")
         desktop.page.screenshot(path=screenshots / "how-to-desktop-full.png", full_page=True)
-        listing = desktop.page.locator("section#the-timingexecutor div.highlight").first
+        section = PLUGIN_SECTIONS["timing"]
+        listing = desktop.page.locator(f"section#{section} div.highlight").first
         listing.hover()
         listing.screenshot(path=screenshots / "how-to-listing-with-copy-button.png")
         assert not desktop.problems(), desktop.problems()
