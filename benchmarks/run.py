@@ -56,40 +56,61 @@ def main(argv: list[str] | None = None) -> None:
         "D": lambda: cases.dispatch_overhead(["local", "sync", "async"], reps, work),
         "M": lambda: cases.task_memory(["async"], reps, work, root / "server-M"),
     }
-    results = {}
+
+    def on_server(name: str, run_case, cluster: bool = False):
+        def step():
+            with running_server(root / f"server-{name}", port, cluster=cluster, extra_env=plugins):
+                cases.warm_up()
+                return run_case()
+
+        return step
+
+    steps = [
+        (f"case {name}: on a server of its own", name, on_server(name, run_case))
+        for name, run_case in server_cases.items()
+    ]
+    if not args.no_dask:
+        dask = on_server("B-dask", lambda: cases.concurrency(["dask"], reps, work), cluster=True)
+        steps.append(("case B, dask: on a server with a Dask cluster", "B", dask))
+    steps.append(
+        ("case D: run() without a server", "D", lambda: overhead.run_overhead(reps, work))
+    )
+    steps.append(
+        ("case I: ways to run a task apart", "I", lambda: isolation.compare_ways(reps, work))
+    )
+    if args.no_docs or not docs_build.docs_env_exists():
+        _log("case E: not measured (no [testenv:docs] in tox.ini, or --no-docs)")
+    else:
+        docs = lambda: docs_build.docs_build(reps, work, user_env)  # noqa: E731
+        steps.append(("case E: tox -e docs, cold then warm", "E", docs))
+
+    results: dict[str, cases.CaseResult] = {}
+    failed = []
     try:
-        for name, run_case in server_cases.items():
-            _log(f"case {name}: starting its server")
-            with running_server(root / f"server-{name}", port, extra_env=plugins):
-                cases.warm_up()
-                results[name] = run_case()
-        if not args.no_dask:
-            _log("case B, dask: starting a server with a Dask cluster")
-            with running_server(root / "server-B-dask", port, cluster=True, extra_env=plugins):
-                cases.warm_up()
-                results["B"].extend(cases.concurrency(["dask"], reps, work))
-        _log("case D: run() without a server")
-        results["D"].extend(overhead.run_overhead(reps, work))
-        _log("case I: ways to run a task apart, without a server")
-        results["I"] = isolation.compare_ways(reps, work)
-        if args.no_docs or not docs_build.docs_env_exists():
-            _log("case E: not measured (no [testenv:docs] in tox.ini, or --no-docs)")
-        else:
-            _log("case E: tox -e docs, cold then warm")
-            results["E"] = docs_build.docs_build(reps, work, user_env)
+        for description, name, step in steps:
+            _log(description)
+            try:
+                results.setdefault(name, cases.CaseResult()).extend(step())
+            except Exception as error:  # keep the other cases' figures
+                failed.append(f"{description}: {type(error).__name__}: {error}")
+                _log(f"FAILED {failed[-1]}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
     samples = [s for result in results.values() for s in result.samples]
-    text = f"Machine: {machine}\n\n{report.table(samples)}\n"
+    failures = "".join(f"\nNot measured: {failure}\n" for failure in failed)
+    text = f"Machine: {machine}\n\n{report.table(samples)}\n{failures}"
     print(text)
     if not args.no_write:
         RESULTS_DIR.mkdir(exist_ok=True)
         (RESULTS_DIR / "results.md").write_text(text)
-        raw = {"machine": machine, "samples": [asdict(s) for s in samples]}
+        raw = {"machine": machine, "samples": [asdict(s) for s in samples], "failed": failed}
         (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
-        report.chart(results["A"], results["B"], results["I"], CHART)
+        if all(name in results for name in "ABI"):
+            report.chart(results["A"], results["B"], results["I"], CHART)
         _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
