@@ -165,7 +165,7 @@ def dispatch_overhead(variants, repetitions: int, workdir: Path, tasks_count: in
 
 
 def task_memory(
-    variants, repetitions: int, workdir: Path, server_home: Path, tasks_count: int = 20
+    variants, repetitions: int, workdir: Path, server_port: int, tasks_count: int = 20
 ) -> CaseResult:
     """M: memory of the processes of ``tasks_count`` tasks that sleep at the same time.
 
@@ -181,7 +181,7 @@ def task_memory(
             workflow = tasks.marked_sleep_workflow(executor, tasks_count, 4.0, str(markers))
             dispatch_id = ct.dispatch(workflow)(tasks_count)
             started = _wait_for_markers(markers, tasks_count, limit=30)
-            launcher, task_processes = measures.launcher_and_tasks(server_home)
+            launcher, task_processes = measures.launcher_and_tasks(server_port)
             infos = [process.memory_full_info() for process in task_processes]
             mb = 2**20
             out.add("M", variant, "tasks running when measured", started, rep)

@@ -3,7 +3,6 @@
 import re
 import statistics
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import psutil
 
@@ -60,15 +59,13 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
-def launcher_and_tasks(server_home: Path) -> tuple[psutil.Process, list[psutil.Process]]:
-    """The task launcher of the server whose home is ``server_home``, and its tasks."""
-    for process in psutil.process_iter(["cmdline", "environ"]):
+def launcher_and_tasks(server_port: int) -> tuple[psutil.Process, list[psutil.Process]]:
+    """The task launcher of the server listening on ``server_port``, and its tasks."""
+    for process in psutil.process_iter(["cmdline"]):
         if (process.info["cmdline"] or [])[-1:] != [LAUNCHER_BOOT]:
             continue
-        environment = process.info["environ"] or {}
         parent = process.parent()
-        if environment.get("HOME") == str(server_home) and LAUNCHER_BOOT not in (
-            parent.cmdline() if parent else []
-        ):
+        listening = parent.net_connections(kind="tcp") if parent else []
+        if any(c.status == "LISTEN" and c.laddr.port == server_port for c in listening):
             return process, process.children()
-    raise LookupError(f"no task launcher runs for the server in {server_home}")
+    raise LookupError(f"no task launcher runs for the server on port {server_port}")

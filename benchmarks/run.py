@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         "B": lambda: cases.concurrency(["async", "to_thread", "sync", "local"], reps, work),
         "C": lambda: cases.starvation(["idle", "async", "to_thread", "sync"], reps, work),
         "D": lambda: cases.dispatch_overhead(["local", "sync", "async"], reps, work),
-        "M": lambda: cases.task_memory(["async"], reps, work, root / "server-M"),
+        "M": lambda: cases.task_memory(["async"], reps, work, port),
     }
 
     def on_server(name: str, run_case, cluster: bool = False):

@@ -31,8 +31,8 @@ def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
     result.extend(cases.concurrency(["async", "local"], 1, tmp_path, tasks_count=3, seconds=0.1))
     result.extend(cases.starvation(["idle", "async"], 1, tmp_path, long_tasks=2, seconds=1.0))
     result.extend(cases.dispatch_overhead(["local", "sync"], 1, tmp_path, tasks_count=3))
-    home = covalent_server.home
-    result.extend(cases.task_memory(["async"], 1, tmp_path, home, tasks_count=3))
+    port = covalent_server.port
+    result.extend(cases.task_memory(["async"], 1, tmp_path, port, tasks_count=3))
 
     figures = {(s.case, s.variant, s.metric): s.value for s in result.samples}
     for variant in ("sync", "async"):

@@ -265,7 +265,7 @@ def test_a_task_cancelled_before_it_starts_never_runs(tmp_path):
     assert launcher.cancel(task.task_id) is True
     marker = tmp_path / "ran"
     assert task.start(marker.touch, [], {}) is False
-    task.cancel_before_start()
+    task.discard()
     time.sleep(0.5)
     assert not marker.exists() and not Path(task.folder).exists()
 
@@ -291,11 +291,26 @@ def test_a_dead_launcher_fails_its_tasks_and_a_new_one_takes_over(executor, tmp_
 
 
 def test_no_task_folder_is_left_behind(executor):
-    before = set(Path(tempfile.gettempdir()).glob("timing-task-*"))
     run(executor, lambda: None)
     with pytest.raises(TaskRuntimeError):
         run(executor, exits_hard)
-    assert set(Path(tempfile.gettempdir()).glob("timing-task-*")) == before
+    assert list(Path(timing.task_launcher().folder).iterdir()) == []
+
+
+def test_the_tasks_folder_goes_with_the_launcher(tmp_path):
+    """Whichever of the launcher and its executor's process ends first, no folder stays."""
+    script = (
+        "from timing_executor.timing import TimingExecutor, task_launcher\n"
+        f"TimingExecutor({str(tmp_path)!r}).run(print, [], {{}}, "
+        "{'dispatch_id': 'd', 'node_id': 0})\n"
+        "print(task_launcher().folder)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    folder = Path(done.stdout.splitlines()[-1])
+    deadline = time.monotonic() + 10
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert folder.parent == Path(tempfile.gettempdir()) and not folder.exists()
 
 
 def test_receive_reports_cancelled_the_tasks_covalent_refused_to_start(executor):

@@ -77,17 +77,18 @@ class AsyncTimingExecutor(AsyncBaseExecutor):
         task_ids(task_metadata)  # bad metadata fails before anything starts
         loop = asyncio.get_running_loop()
         task = await loop.run_in_executor(_file_threads, TaskRun)
-        if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
-            await self.set_job_handle(task.task_id)  # what cancel() gets back
-            if await self.get_cancel_requested():
-                task.cancel_before_start()
+        try:
+            if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
+                await self.set_job_handle(task.task_id)  # what cancel() gets back
+                if await self.get_cancel_requested():
+                    raise TaskCancelledError("The dispatch was cancelled.")
+            start = partial(task.start, function, args, kwargs)
+            if not await loop.run_in_executor(_file_threads, start):
                 raise TaskCancelledError("The dispatch was cancelled.")
-        start = partial(task.start, function, args, kwargs)
-        if not await loop.run_in_executor(_file_threads, start):
-            task.cancel_before_start()
-            raise TaskCancelledError("The dispatch was cancelled.")
-        await asyncio.wrap_future(task.exited)  # the event loop stays free
-        end = await loop.run_in_executor(_file_threads, task.end)
+            await asyncio.wrap_future(task.exited)  # the event loop stays free
+            end = await loop.run_in_executor(_file_threads, task.end)
+        finally:
+            task.discard()  # if anything went wrong: no task or folder is left
         report = partial(report_end, end, task_metadata, task_name(function), self)
         return await loop.run_in_executor(_file_threads, report)
 

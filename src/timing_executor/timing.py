@@ -336,13 +336,14 @@ def run_task_process(folder: str) -> NoReturn:
 
 
 # --8<-- [start:launcher]
-def serve_tasks(channel_fd: int, sys_path: list[str]) -> None:
+def serve_tasks(channel_fd: int, sys_path: list[str], tasks_folder: str) -> None:
     """The launcher: fork one process per task, report how each one ended.
 
     It reads ``{"start": id, "folder": ...}`` and ``{"cancel": id}`` lines from
     the executor and answers ``{"ended": id, "exit_code": ..., "cpu_seconds": ...}``
-    when a task's process is gone. It ends, and kills its tasks, when the
-    executor's process closes the channel (for example when the server stops).
+    when a task's process is gone. It ends, kills its tasks and removes
+    ``tasks_folder`` when the executor's process closes the channel (for example
+    when the server stops).
     """
     sys.path[:] = sys_path
     import gc
@@ -385,6 +386,7 @@ def serve_tasks(channel_fd: int, sys_path: list[str]) -> None:
     for pid in pids.values():
         kill_group(pid)
         os.waitpid(pid, 0)
+    shutil.rmtree(tasks_folder, ignore_errors=True)
 
 
 def fork_task(folder: str, launcher_fds: list[int]) -> int:
@@ -463,6 +465,9 @@ class TaskLauncher:
     """The executor's side of the launcher: start and cancel tasks, hear endings."""
 
     def __init__(self) -> None:
+        #: Each task's folder is made in here; whichever process outlives the
+        #: other (this one or the launcher) removes it.
+        self.folder = tempfile.mkdtemp(prefix="timing-executor-tasks-")
         ours, theirs = socket.socketpair()
         with theirs:
             self.process = subprocess.Popen(
@@ -470,7 +475,9 @@ class TaskLauncher:
                 stdin=subprocess.PIPE,
                 pass_fds=[theirs.fileno()],
             )
-            serve = partial(serve_tasks, theirs.fileno(), list(sys.path))
+            serve = partial(
+                serve_tasks, theirs.fileno(), list(sys.path), self.folder
+            )
             self.process.stdin.write(cloudpickle.dumps(serve))
             self.process.stdin.close()
         self.channel = ours
@@ -532,6 +539,7 @@ class TaskLauncher:
         for exited in waiting:
             if not exited.done():
                 exited.set_result(TaskExit(exit_code=None, cpu_seconds=0.0))
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 _launcher: TaskLauncher | None = None
@@ -589,11 +597,12 @@ class TaskRun:
     def __init__(self) -> None:
         self.launcher = task_launcher()
         self.task_id = self.launcher.new_task()
-        self.folder = tempfile.mkdtemp(prefix="timing-task-")
+        self.folder = os.path.join(self.launcher.folder, self.task_id)
         self.exited: Future | None = None
 
     def start(self, function: Callable, args: list, kwargs: dict) -> bool:
         """Hand the task to the launcher; ``False`` if it was cancelled before."""
+        os.mkdir(self.folder)
         with open(os.path.join(self.folder, "task.pkl"), "wb") as task_file:
             cloudpickle.dump((os.getcwd(), function, args, kwargs), task_file)
         self.started_at, self.wall_start = time.time(), time.perf_counter()
@@ -605,8 +614,14 @@ class TaskRun:
         try:
             return self._read_end()
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.launcher.forget(self.task_id)
+            self.discard()
+
+    def discard(self) -> None:
+        """Stop the task if it still runs, remove its folder, forget it."""
+        if self.exited is None or not self.exited.done():
+            self.launcher.cancel(self.task_id)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.launcher.forget(self.task_id)
 
     def _read_end(self) -> TaskEnd:
         exit = self.exited.result()
@@ -642,12 +657,6 @@ class TaskRun:
                 return stream.read()
         except FileNotFoundError:
             return ""
-
-    def cancel_before_start(self) -> None:
-        """Give up on a task that must not start (its dispatch was cancelled)."""
-        self.launcher.cancel(self.task_id)
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self.launcher.forget(self.task_id)
 
 
 def report_end(end: TaskEnd, task_metadata: dict, node_name: str, executor) -> Any:
@@ -749,16 +758,18 @@ class TimingExecutor(BaseExecutor):
         """Run the task in its own process; record it; return its result."""
         task_ids(task_metadata)  # bad metadata fails before anything starts
         task = TaskRun()
-        if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
-            self.set_job_handle(task.task_id)  # what cancel() gets back
-            if self.get_cancel_requested():
-                task.cancel_before_start()
+        try:
+            if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
+                self.set_job_handle(task.task_id)  # what cancel() gets back
+                if self.get_cancel_requested():
+                    raise TaskCancelledError("The dispatch was cancelled.")
+            if not task.start(function, args, kwargs):
                 raise TaskCancelledError("The dispatch was cancelled.")
-        if not task.start(function, args, kwargs):
-            task.cancel_before_start()
-            raise TaskCancelledError("The dispatch was cancelled.")
-        task.exited.result()  # wait, in this thread, until the process ends
-        return report_end(task.end(), task_metadata, task_name(function), self)
+            task.exited.result()  # wait, in this thread, until the process ends
+            end = task.end()
+        finally:
+            task.discard()  # if anything went wrong: no task or folder is left
+        return report_end(end, task_metadata, task_name(function), self)
 
     def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
         """Kill the task's process; Covalent then marks the node CANCELLED."""
