@@ -92,3 +92,70 @@ def chart(accuracy: CaseResult, concurrency: CaseResult, ways: CaseResult, path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+#: The summary's rows: (what, case, metric, variant per column). Columns: the guide's
+#: original executor, TimingExecutor, AsyncTimingExecutor, Covalent's local executor.
+SUMMARY_ROWS = [
+    (
+        "recorded / true CPU time, worst of 4 tasks at once (goal: 1.00)",
+        "A",
+        "recorded / true, worst task",
+        ("naive", "sync", "async", None),
+    ),
+    (
+        "20 tasks of `sleep(1)`: seconds from the first start to the last end",
+        "B",
+        "span (s)",
+        (None, "sync", "async", "local"),
+    ),
+    (
+        "an unrelated `local` task, started later than on an idle server (s)",
+        "C",
+        "delay beyond idle (s)",
+        (None, "sync", "async", None),
+    ),
+    (
+        "300 trivial tasks, dispatch to done, / `local`'s time",
+        "D",
+        "time / local time",
+        (None, "sync", "async", "local"),
+    ),
+    (
+        "what running a task apart adds to it (ms)",
+        "D run()",
+        "added by running the task apart (ms)",
+        (None, "sync", "async", None),
+    ),
+    (
+        "20 tasks sleeping at once: their processes' memory, USS summed (MB)",
+        "M",
+        "task processes, USS summed (MB)",
+        (None, None, "async", None),
+    ),
+    (
+        "of 3 tasks, how many one task's `os._exit()` also ends",
+        "I",
+        "of 3 tasks, failed by a 4th's os._exit()",
+        ("thread", "launcher", "launcher", "pool"),
+    ),
+]
+
+
+def summary(samples: list[Sample]) -> str:
+    """A short Markdown table of the medians a reader needs, one column per executor."""
+    runs = defaultdict(list)
+    for sample in samples:
+        runs[(sample.case, sample.variant, sample.metric)].append(sample.value)
+    lines = [
+        "| | guide's original ([naive](#what-is-compared)) | `TimingExecutor` | "
+        "`AsyncTimingExecutor` | Covalent's `local` |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for what, case, metric, variants in SUMMARY_ROWS:
+        cells = []
+        for variant in variants:
+            values = runs.get((case, variant, metric))
+            cells.append(_format(measures.median(values)) if values else "")
+        lines.append(f"| {what} ({case}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_write:
         RESULTS_DIR.mkdir(exist_ok=True)
         (RESULTS_DIR / "results.md").write_text(text)
+        (RESULTS_DIR / "summary.md").write_text(report.summary(samples) + "\n")
         raw = {"machine": machine, "samples": [asdict(s) for s in samples], "failed": failed}
         (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
         if all(name in results for name in "ABI"):

@@ -198,9 +198,15 @@ def process_cpu_seconds() -> float:
 
 
 class Stopwatch:
-    """Measures the calls of the functions it wraps: CPU time and wall time."""
+    """Measures the calls of the functions it wraps: CPU time and wall time.
 
-    def __init__(self) -> None:
+    ``cpu_clock`` reads the CPU time to count: by default this process's.
+    """
+
+    def __init__(
+        self, cpu_clock: Callable[[], float] = process_cpu_seconds
+    ) -> None:
+        self.cpu_clock = cpu_clock
         self.started_at = time.time()
         self.cpu_seconds = self.wall_seconds = 0.0
 
@@ -208,11 +214,11 @@ class Stopwatch:
         @functools.wraps(function)
         def timed(*args: Any, **kwargs: Any) -> Any:
             self.started_at = time.time()
-            cpu_start, wall_start = process_cpu_seconds(), time.perf_counter()
+            cpu_start, wall_start = self.cpu_clock(), time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.cpu_seconds += process_cpu_seconds() - cpu_start
+                self.cpu_seconds += self.cpu_clock() - cpu_start
                 self.wall_seconds += time.perf_counter() - wall_start
 
         return timed
@@ -759,12 +765,14 @@ class TimingExecutor(BaseExecutor):
         task_ids(task_metadata)  # bad metadata fails before anything starts
         task = TaskRun()
         try:
+            if not task.start(function, args, kwargs):
+                raise TaskCancelledError(
+                    "The task was cancelled before it started."
+                )
             if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
                 self.set_job_handle(task.task_id)  # what cancel() gets back
-                if self.get_cancel_requested():
-                    raise TaskCancelledError("The dispatch was cancelled.")
-            if not task.start(function, args, kwargs):
-                raise TaskCancelledError("The dispatch was cancelled.")
+                if self.get_cancel_requested():  # asked before the handle was saved
+                    task.launcher.cancel(task.task_id)
             task.exited.result()  # wait, in this thread, until the process ends
             end = task.end()
         finally:
