@@ -13,8 +13,6 @@ with a message saying how to install it, except under CI, which installs it
 """
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,11 +25,11 @@ from tests.browser.site import (
     new_reader_page,
     serve_folder,
 )
+from tests.covalent_only_venv import covalent_only_python, venv_folder
 
 ENABLED = os.environ.get("TIMING_EXECUTOR_BROWSER_TESTS") == "1"
 SITE = Path(os.environ.get("TIMING_EXECUTOR_SITE", REPOSITORY / "build" / "html"))
 SCREENSHOTS = REPOSITORY / "build" / "screenshots"
-COVALENT_PIN = "covalent==0.240.0"
 
 
 _left_to_the_browser_env: list[str] = []
@@ -103,29 +101,4 @@ def reader_python(tmp_path_factory) -> str:
     ``TIMING_EXECUTOR_READER_VENV`` chooses where it lives (tox keeps it between
     runs); otherwise it is made in a temporary folder.
     """
-    venv = Path(
-        os.environ.get("TIMING_EXECUTOR_READER_VENV") or tmp_path_factory.mktemp("reader") / "venv"
-    )
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    constraints = REPOSITORY / "conf" / "constraints.txt"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "-c", str(constraints), COVALENT_PIN],
-        check=True,
-        stdin=subprocess.DEVNULL,
-    )
-    check = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "import importlib.metadata as m, importlib.util as u;"
-            "print(m.version('covalent'), u.find_spec('timing_executor') is None)",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=venv,
-    )
-    assert check.stdout.split() == ["0.240.0", "True"], check.stdout + check.stderr
-    return str(python)
+    return covalent_only_python(venv_folder(tmp_path_factory.mktemp("reader") / "venv"))
