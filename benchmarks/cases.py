@@ -12,7 +12,7 @@ from pathlib import Path
 import covalent as ct
 
 from benchmarks import measures, tasks
-from benchmarks.executors import make_executor
+from benchmarks.executors import MakeExecutor, make_executor
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class CaseResult:
         self.samples.append(Sample(case, variant, metric, value, repetition))
 
 
-def _finished(dispatch_id: str):
+def finished(dispatch_id: str):
     result = ct.get_result(dispatch_id, wait=True)
     if str(result.status) != "COMPLETED":
         raise RuntimeError(f"dispatch {dispatch_id} ended {result.status}: {result.error}")
@@ -48,11 +48,17 @@ def _finished(dispatch_id: str):
 
 def warm_up() -> None:
     """Dispatch one trivial workflow, so no case pays for the server's first dispatch."""
-    _finished(ct.dispatch(tasks.trivial_workflow("local", 2))(2))
+    finished(ct.dispatch(tasks.trivial_workflow("local", 2))(2))
 
 
 def accuracy(
-    variants, repetitions: int, workdir: Path, tasks_count: int = 4, cpu_seconds: float = 0.5
+    variants,
+    repetitions: int,
+    workdir: Path,
+    tasks_count: int = 4,
+    cpu_seconds: float = 0.5,
+    case: str = "A",
+    make: MakeExecutor = make_executor,
 ) -> CaseResult:
     """A: CPU-bound tasks burning at once; recorded CPU time divided by the task's own.
 
@@ -61,20 +67,20 @@ def accuracy(
     out = CaseResult()
     for rep in range(repetitions):
         for variant in variants:
-            log = workdir / f"A-{variant}-{rep}.log"
-            executor = make_executor(variant, log)
-            barrier = tempfile.mkdtemp(dir=workdir, prefix=f"A-{variant}-{rep}-barrier-")
+            log = workdir / f"{case}-{variant}-{rep}.log"
+            executor = make(variant, log)
+            barrier = tempfile.mkdtemp(dir=workdir, prefix=f"{case}-{variant}-{rep}-barrier-")
             workflow = tasks.cpu_workflow(executor, tasks_count, cpu_seconds, barrier)
-            result = _finished(ct.dispatch(workflow)(tasks_count))
+            result = finished(ct.dispatch(workflow)(tasks_count))
             outputs = tasks.electron_outputs(result, "burn")
             recorded = measures.recorded_cpu_seconds(log.read_text(), result.dispatch_id)
             ratios = [recorded[node] / cpu for node, (cpu, *_) in outputs.items()]
             intervals = [(start, end) for _, start, end, _ in outputs.values()]
             met = sum(met for *_, met in outputs.values())
-            out.add("A", variant, "tasks that met the barrier", met, rep)
-            out.add("A", variant, "most at once", measures.most_at_once(intervals), rep)
-            out.add("A", variant, "recorded / true, median task", measures.median(ratios), rep)
-            out.add("A", variant, "recorded / true, worst task", max(ratios), rep)
+            out.add(case, variant, "tasks that met the barrier", met, rep)
+            out.add(case, variant, "most at once", measures.most_at_once(intervals), rep)
+            out.add(case, variant, "recorded / true, median task", measures.median(ratios), rep)
+            out.add(case, variant, "recorded / true, worst task", max(ratios), rep)
     return out
 
 
@@ -88,7 +94,7 @@ def concurrency(
         for variant in variants:
             executor = make_executor(variant, workdir / f"B-{variant}-{rep}.log")
             workflow = tasks.sleep_workflow(executor, tasks_count, seconds)
-            intervals = [tuple(i) for i in _finished(ct.dispatch(workflow)(tasks_count)).result]
+            intervals = [tuple(i) for i in finished(ct.dispatch(workflow)(tasks_count)).result]
             spans[variant] = measures.span(intervals)
             gap = measures.start_gap(intervals)
             out.add("B", variant, "span (s)", spans[variant], rep)
@@ -129,38 +135,47 @@ def starvation(
                 started = _wait_for_markers(markers, long_tasks, limit=seconds / 2)
                 out.add("C", variant, "long tasks running", started, rep)
             dispatched_at = time.time()
-            clock = _finished(ct.dispatch(tasks.clock_workflow("local"))())
+            clock = finished(ct.dispatch(tasks.clock_workflow("local"))())
             delays[variant] = clock.result - dispatched_at
             out.add("C", variant, "local task start delay (s)", delays[variant], rep)
             if long_id:
-                _finished(long_id)
+                finished(long_id)
         if "idle" in delays:
             for variant, delay in delays.items():
                 out.add("C", variant, "delay beyond idle (s)", delay - delays["idle"], rep)
     return out
 
 
-def dispatch_overhead(variants, repetitions: int, workdir: Path, tasks_count: int = 300):
-    """D: seconds from dispatch to done for trivial tasks, and the ratio to ``local``."""
+def dispatch_overhead(
+    variants,
+    repetitions: int,
+    workdir: Path,
+    tasks_count: int = 300,
+    case: str = "D",
+    make: MakeExecutor = make_executor,
+) -> CaseResult:
+    """D: seconds from dispatch to done for trivial tasks, and the ratio to the first
+    variant (``local``)."""
     out = CaseResult()
+    baseline = variants[0]
     for rep in range(repetitions):
         elapsed = {}
         for variant in variants:
-            executor = make_executor(variant, workdir / f"D-{variant}-{rep}.log")
+            executor = make(variant, workdir / f"{case}-{variant}-{rep}.log")
             workflow = tasks.trivial_workflow(executor, tasks_count)
             start = time.perf_counter()
-            _finished(ct.dispatch(workflow)(tasks_count))
+            finished(ct.dispatch(workflow)(tasks_count))
             elapsed[variant] = time.perf_counter() - start
             out.add(
-                "D",
+                case,
                 variant,
                 f"{tasks_count} trivial tasks, dispatch to done (s)",
                 elapsed[variant],
                 rep,
             )
-        if "local" in elapsed:
-            for variant, value in elapsed.items():
-                out.add("D", variant, "time / local time", value / elapsed["local"], rep)
+        for variant, value in elapsed.items():
+            ratio = value / elapsed[baseline]
+            out.add(case, variant, f"time / {baseline} time", ratio, rep)
     return out
 
 
@@ -201,5 +216,5 @@ def task_memory(
                 rep,
             )
             out.add("M", variant, "launcher, USS (MB)", launcher.memory_full_info().uss / mb, rep)
-            _finished(dispatch_id)
+            finished(dispatch_id)
     return out

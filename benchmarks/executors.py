@@ -1,5 +1,6 @@
 """The executors compared, by the short label the tables use."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import covalent  # noqa: F401  (import Covalent before any plugin module)
@@ -21,6 +22,10 @@ LABELS = {
     "local": "Covalent's built-in local executor",
     "dask": "Covalent's built-in dask executor (cluster server)",
 }
+
+
+#: Builds the executor of a label, appending records to a path.
+MakeExecutor = Callable[[str, Path], object]
 
 
 def make_executor(label: str, log_path: Path, record_format: str = "text"):

@@ -49,15 +49,36 @@ def table(samples: list[Sample]) -> str:
     return "\n".join(lines)
 
 
-def chart(accuracy: CaseResult, concurrency: CaseResult, ways: CaseResult, path: Path) -> None:
-    """Draw A (recorded / true CPU time), B (tasks running over time) and I (the cost
-    of starting a task, per way to run it apart) side by side."""
+def _tasks_over_time(axes, intervals_by_variant: dict) -> None:
+    for variant, intervals in intervals_by_variant.items():
+        steps = measures.running_over_time(intervals)
+        axes.step(
+            [0.0] + [t for t, _ in steps], [0] + [n for _, n in steps], where="post", label=variant
+        )
+    axes.set_xlabel("seconds since the first task started")
+    axes.set_ylabel("tasks running (last run)")
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.legend()
+
+
+def chart(
+    accuracy: CaseResult,
+    concurrency: CaseResult,
+    ways: CaseResult,
+    path: Path,
+    cluster: CaseResult | None = None,
+) -> None:
+    """Draw A (recorded / true CPU time), B (tasks running over time), I (the cost
+    of starting a task, per way to run it apart) and, if measured, G (tasks running
+    on a Dask cluster of 1 and of 2 workers) side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right, third) = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = 4 if cluster and cluster.intervals else 3
+    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
+    left, right, third = axes[:3]
     ratios = defaultdict(lambda: defaultdict(list))
     for sample in accuracy.samples:
         ratios[sample.metric.rsplit(", ", 1)[-1]][sample.variant].append(sample.value)
@@ -70,16 +91,8 @@ def chart(accuracy: CaseResult, concurrency: CaseResult, ways: CaseResult, path:
     left.set_title("A: recorded CPU time / true CPU time\n(4 concurrent tasks, median of runs)")
     left.set_ylabel("ratio (1.0 is exact)")
     left.legend()
-    for variant, intervals in concurrency.intervals.items():
-        steps = measures.running_over_time(intervals)
-        right.step(
-            [0.0] + [t for t, _ in steps], [0] + [n for _, n in steps], where="post", label=variant
-        )
+    _tasks_over_time(right, concurrency.intervals)
     right.set_title(f"B: {len(next(iter(concurrency.intervals.values()), []))} tasks of sleep(1)")
-    right.set_xlabel("seconds since the first task started")
-    right.set_ylabel("tasks running (last run)")
-    right.yaxis.get_major_locator().set_params(integer=True)
-    right.legend()
     costs = defaultdict(list)
     for sample in ways.samples:
         if sample.metric.startswith("start a trivial task"):
@@ -88,6 +101,10 @@ def chart(accuracy: CaseResult, concurrency: CaseResult, ways: CaseResult, path:
     third.set_yscale("log")
     third.set_title("I: start a trivial task and see it end\n(median of runs)")
     third.set_ylabel("milliseconds (log scale)")
+    if panels == 4:
+        _tasks_over_time(axes[3], cluster.intervals)
+        count = len(next(iter(cluster.intervals.values())))
+        axes[3].set_title(f"G: {count} tasks of sleep(2) on Dask workers of 2 threads")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
@@ -142,8 +159,48 @@ SUMMARY_ROWS = [
 ]
 
 
+#: The Dask summary's rows. Columns: DaskTimingExecutor measuring process_time(),
+#: DaskTimingExecutor, Covalent's DaskExecutor.
+DASK_SUMMARY_ROWS = [
+    (
+        "recorded / true CPU time, worst of 4 tasks at once on 2 workers x 2 threads",
+        "G",
+        "recorded / true, worst task",
+        ("dask_naive", "dask_timing", None),
+    ),
+    (
+        "60 trivial tasks, dispatch to done, / `DaskExecutor`'s time",
+        "G",
+        "time / dask time",
+        (None, "dask_timing", "dask"),
+    ),
+    *(
+        (
+            f"40 tasks of `sleep({nap})` on {workers} of 2 threads: span (s)",
+            "G",
+            f"40 x sleep({nap}), span (s)",
+            (None, f"dask_timing, {workers}", None),
+        )
+        for nap in (0.5, 2.0)
+        for workers in ("1 worker", "2 workers")
+    ),
+]
+
+
+def _rows(runs: dict, rows: list) -> list[str]:
+    lines = []
+    for what, case, metric, variants in rows:
+        cells = []
+        for variant in variants:
+            values = runs.get((case, variant, metric))
+            cells.append(_format(measures.median(values)) if values else "")
+        lines.append(f"| {what} ({case}) | " + " | ".join(cells) + " |")
+    return lines
+
+
 def summary(samples: list[Sample]) -> str:
-    """A short Markdown table of the medians a reader needs, one column per executor."""
+    """Short Markdown tables of the medians a reader needs, one column per executor:
+    on the server's machine, then on a Dask cluster."""
     runs = defaultdict(list)
     for sample in samples:
         runs[(sample.case, sample.variant, sample.metric)].append(sample.value)
@@ -151,11 +208,11 @@ def summary(samples: list[Sample]) -> str:
         "| | guide's original ([naive](#what-is-compared)) | `TimingExecutor` | "
         "`AsyncTimingExecutor` | Covalent's `local` |",
         "|---|---:|---:|---:|---:|",
+        *_rows(runs, SUMMARY_ROWS),
+        "",
+        "| on a Dask cluster | measuring `process_time()` | `DaskTimingExecutor` | "
+        "Covalent's `DaskExecutor` |",
+        "|---|---:|---:|---:|",
+        *_rows(runs, DASK_SUMMARY_ROWS),
     ]
-    for what, case, metric, variants in SUMMARY_ROWS:
-        cells = []
-        for variant in variants:
-            values = runs.get((case, variant, metric))
-            cells.append(_format(measures.median(values)) if values else "")
-        lines.append(f"| {what} ({case}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
     python -m benchmarks.run                 # what ``tox -e bench`` runs
     python -m benchmarks.run --repetitions 1 --no-dask --no-write
+    python -m benchmarks.run --repetitions 1 --cases G    # one case, printed only
 
 Each case starts an isolated server (tests/covalent_server.py) with the two
 baselines in its executor plugin folder, and stops it before the next case.
@@ -33,17 +34,22 @@ def _log(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--no-dask", action="store_true", help="skip the Dask cluster server")
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask cases (B dask, G)")
     parser.add_argument("--no-docs", action="store_true", help="skip timing tox -e docs (E)")
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
+    parser.add_argument(
+        "--cases", default="ABCDEGIM", help="run only these cases, such as G (implies --no-write)"
+    )
     args = parser.parse_args(argv)
+    if args.cases != parser.get_default("cases"):
+        args.no_write = True
 
     user_env = dict(os.environ)
     root = Path(tempfile.mkdtemp(prefix="timing-executor-bench-"))
     port = free_port()
     isolate_this_process(root / "client", port)
     # Import covalent only after isolating this process.
-    from benchmarks import cases, docs_build, isolation, overhead, report
+    from benchmarks import cases, dask_cases, docs_build, isolation, overhead, report
 
     machine = report.machine()
     reps, work = args.repetitions, root / "work"
@@ -72,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_dask:
         dask = on_server("B-dask", lambda: cases.concurrency(["dask"], reps, work), cluster=True)
         steps.append(("case B, dask: on a server with a Dask cluster", "B", dask))
+        on_cluster = on_server("G", lambda: dask_cases.on_cluster(reps, work))
+        steps.append(
+            ("case G: DaskTimingExecutor on clusters of 1 and 2 workers", "G", on_cluster)
+        )
     steps.append(
         ("case D: run() without a server", "D", lambda: overhead.run_overhead(reps, work))
     )
@@ -84,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         docs = lambda: docs_build.docs_build(reps, work, user_env)  # noqa: E731
         steps.append(("case E: tox -e docs, cold then warm", "E", docs))
 
+    steps = [step for step in steps if step[1].split()[0] in args.cases]
     results: dict[str, cases.CaseResult] = {}
     failed = []
     try:
@@ -108,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         raw = {"machine": machine, "samples": [asdict(s) for s in samples], "failed": failed}
         (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
         if all(name in results for name in "ABI"):
-            report.chart(results["A"], results["B"], results["I"], CHART)
+            abi = (results[name] for name in "ABI")
+            report.chart(*abi, CHART, results.get("G"))
         _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
     if failed:
         sys.exit(1)

@@ -8,6 +8,7 @@ anything (autodoc, an example) imports it.
 
 import atexit
 import logging
+import os
 import sys
 import warnings
 from contextlib import ExitStack
@@ -24,6 +25,7 @@ REPO_ROOT = CONF_DIR.parent
 sys.path[:0] = [str(CONF_DIR), str(REPO_ROOT)]
 
 from tests.covalent_server import isolate_in_temporary_home, running_server  # noqa: E402
+from tests.dask_cluster import running_dask_cluster  # noqa: E402
 
 DOCS_HOME, DOCS_PORT = isolate_in_temporary_home("timing-executor-docs-")
 
@@ -59,7 +61,11 @@ nitpicky = True
 # Covalent publishes no inventory that could be shipped here: its names stay plain text.
 nitpick_ignore_regex = [(r"py:.*", r"covalent(\..*)?")]
 # Type hints name Future by the module that defines it; the inventory knows its public name.
-nitpick_ignore = [("py:class", "concurrent.futures._base.Future")]
+# Dask's inventory is not shipped here either: its Client stays plain text.
+nitpick_ignore = [
+    ("py:class", "concurrent.futures._base.Future"),
+    ("py:class", "distributed.client.Client"),
+]
 
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
@@ -81,10 +87,17 @@ EXAMPLE_PLUGINS = REPO_ROOT / "docs_src" / "plugins"
 
 
 def _start_server_for_doctest(app) -> None:
-    """Start the Covalent server the examples dispatch to, only for ``-b doctest``."""
+    """Start the Covalent server the examples dispatch to, and a Dask scheduler with
+    two workers of two threads, only for ``-b doctest``.
+
+    The Dask examples read the scheduler's address from ``DASK_SCHEDULER_ADDRESS``
+    (Dask's own setting), which falls back to ``dask scheduler``'s default port.
+    """
     if app.builder.name == "doctest":
+        cluster = _server.enter_context(running_dask_cluster(DOCS_HOME / "dask"))
         plugins = {"COVALENT_EXECUTOR_DIR": str(EXAMPLE_PLUGINS)}
         _server.enter_context(running_server(DOCS_HOME, DOCS_PORT, extra_env=plugins))
+        os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.address
 
 
 def _stop_server(app, exception) -> None:

@@ -41,15 +41,19 @@ def free_port() -> int:
 def isolated_environment(home: Path, port: int, *, cluster: bool = False) -> dict:
     """Return this process's environment pointed at ``home`` and ``port``.
 
-    Without a Dask cluster, ``COVALENT_DISABLE_DASK=1`` makes ``local`` the default
+    Temporary files (``TMPDIR``) go to ``home/tmp``, so the server's dispatcher
+    cache and its Dask cluster's scratch space leave nothing in the system temp
+    folder. Without a Dask cluster, ``COVALENT_DISABLE_DASK=1`` makes ``local`` the default
     executor for clients too (otherwise workflows default to ``dask`` and fail).
     """
     env = dict(os.environ)
     env.pop("COVALENT_DISABLE_DASK", None)
     for name in _XDG_VARIABLES:
         env.pop(name, None)
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
     env.update(
         HOME=str(home),
+        TMPDIR=str(home / "tmp"),
         COVALENT_CONFIG_DIR=str(home / ".config" / "covalent"),
         COVALENT_SVC_PORT=str(port),
         COVALENT_DISPATCHER_ADDR="127.0.0.1",
@@ -60,7 +64,8 @@ def isolated_environment(home: Path, port: int, *, cluster: bool = False) -> dic
 
 
 def isolate_this_process(home: Path, port: int, *, cluster: bool = False) -> None:
-    """Point this process's Covalent client at ``home`` and ``port``; call it first."""
+    """Point this process's Covalent client at ``home`` and ``port``, and its
+    temporary files at ``home/tmp``; call it first."""
     if "covalent" in sys.modules:
         raise RuntimeError(
             "covalent is already imported, so it has read another configuration: "
@@ -70,6 +75,7 @@ def isolate_this_process(home: Path, port: int, *, cluster: bool = False) -> Non
     environment = isolated_environment(home, port, cluster=cluster)
     os.environ.clear()
     os.environ.update(environment)
+    tempfile.tempdir = None  # temporary files from now on go to the new TMPDIR
 
 
 def isolate_in_temporary_home(prefix: str) -> tuple[Path, int]:

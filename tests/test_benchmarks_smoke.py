@@ -6,7 +6,7 @@ case runs against a real server and yields every figure the table reports.
 
 import pytest
 
-from benchmarks import cases, isolation, measures, overhead, report
+from benchmarks import cases, dask_cases, isolation, measures, overhead, report
 
 
 def test_records_of_the_naive_executor_are_read_without_newlines():
@@ -54,6 +54,21 @@ def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
     assert len(table.splitlines()) == 2 + len(figures)
 
 
+@pytest.mark.server
+def test_the_dask_case_runs_and_reports(covalent_server, tmp_path):
+    result = dask_cases.on_cluster(
+        1, tmp_path, ("dask_timing",), cpu_seconds=0.05, trivial=3, sleepers=4, naps=(0.1,)
+    )
+    figures = {(s.case, s.variant, s.metric): s.value for s in result.samples}
+    assert figures["G", "dask_timing", "recorded / true, median task"] > 0
+    assert figures["G", "dask", "time / dask time"] == 1
+    assert ("G", "dask_timing", "3 trivial tasks, dispatch to done (s)") in figures
+    assert ("G", "dask_timing, 1 worker", "4 x sleep(0.1), span (s)") in figures
+    assert 1 <= figures["G", "dask_timing, 2 workers", "4 x sleep(0.1), most at once"] <= 4
+    assert figures["G", "dask_timing", "4 x sleep(0.1), span on 2 / on 1 worker"] > 0
+    assert len(result.intervals["dask_timing, 2 workers"]) == 4
+
+
 def test_run_overhead_measures_every_variant(tmp_path):
     result = overhead.run_overhead(1, tmp_path, calls=5)
     measured = {s.variant for s in result.samples if s.metric.startswith("run() cost")}
@@ -86,5 +101,7 @@ def test_chart_is_written(tmp_path):
     accuracy.add("A", "naive", "recorded / true, median task", 1.4, 0)
     concurrency.intervals["async"] = [(0.0, 1.0), (0.5, 1.5)]
     ways.add("I", "launcher", "start a trivial task and see it end (ms)", 20.0, 0)
-    report.chart(accuracy, concurrency, ways, tmp_path / "chart.png")
+    cluster = cases.CaseResult()
+    cluster.intervals["dask_timing, 1 worker"] = [(0.0, 0.5), (0.5, 1.0)]
+    report.chart(accuracy, concurrency, ways, tmp_path / "chart.png", cluster)
     assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")

@@ -1,4 +1,4 @@
-"""The installed package registers both plugins with Covalent, whatever the import order."""
+"""The installed package registers its three plugins with Covalent, whatever the import order."""
 
 import subprocess
 import sys
@@ -8,12 +8,13 @@ import pytest
 REGISTERED = """
 {first_import}
 import covalent as ct
-from covalent.executor import AsyncTimingExecutor, TimingExecutor
+from covalent.executor import AsyncTimingExecutor, DaskTimingExecutor, TimingExecutor
 names = ct.executor._executor_manager.list_executors(print_names=False)
-assert {{"timing", "async_timing"}} <= set(names), names
+assert {{"timing", "async_timing", "dask_timing"}} <= set(names), names
 assert ct.executor.TimingExecutor is TimingExecutor
 assert TimingExecutor.__module__ == "timing_executor.timing"
 assert AsyncTimingExecutor.__module__ == "timing_executor.async_timing"
+assert DaskTimingExecutor.__module__ == "timing_executor.dask_timing"
 print("registered")
 """
 
@@ -25,6 +26,7 @@ print("registered")
         "import timing_executor.timing",
         "import timing_executor.async_timing",
         "from timing_executor.timing import TimingExecutor",
+        "import timing_executor.dask_timing",
     ],
 )
 def test_plugins_are_registered_in_a_fresh_process(first_import):
@@ -40,17 +42,22 @@ def test_plugins_are_registered_in_a_fresh_process(first_import):
 def test_short_names_build_executors_from_plugin_defaults():
     from covalent.executor import _executor_manager
 
-    from timing_executor import async_timing, timing
+    from timing_executor import async_timing, dask_timing, timing
 
     sync = _executor_manager.get_executor("timing")
     asynchronous = _executor_manager.get_executor("async_timing")
+    on_dask = _executor_manager.get_executor("dask_timing")
     assert isinstance(sync, timing.TimingExecutor)
     assert isinstance(asynchronous, async_timing.AsyncTimingExecutor)
-    assert sync.timing_filepath == timing.DEFAULT_TIMING_FILEPATH
-    assert asynchronous.timing_filepath == timing.DEFAULT_TIMING_FILEPATH
+    assert isinstance(on_dask, dask_timing.DaskTimingExecutor)
+    for executor in (sync, asynchronous, on_dask):
+        assert executor.timing_filepath == timing.DEFAULT_TIMING_FILEPATH
 
 
-@pytest.mark.parametrize("module_name", ["timing_executor.timing", "timing_executor.async_timing"])
+@pytest.mark.parametrize(
+    "module_name",
+    ["timing_executor.timing", "timing_executor.async_timing", "timing_executor.dask_timing"],
+)
 def test_plugin_module_has_every_constructor_default(module_name):
     import importlib
     import inspect

@@ -1,0 +1,114 @@
+"""Start and stop a real Dask cluster on 127.0.0.1: one scheduler, some workers.
+
+Each worker runs in a working folder and a HOME of its own, and all of them are
+started from the Python given (for example a venv with Covalent but not this
+package), so a test can show what workers need. Everything is stopped on exit,
+also after an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+START_TIMEOUT_SECONDS = 120
+
+
+@dataclass
+class DaskCluster:
+    """A running scheduler and its workers."""
+
+    address: str
+    folder: Path
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    def worker_addresses(self) -> list[str]:
+        """The addresses of the workers the scheduler knows now."""
+        from distributed import Client
+
+        with warnings.catch_warnings():  # packages this client has and workers lack
+            warnings.simplefilter("ignore", UserWarning)
+            with Client(self.address, timeout=30) as client:
+                return sorted(client.scheduler_info()["workers"])
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_workers(python: str, scheduler_file: Path, count: int) -> None:
+    code = (
+        "import sys; from distributed import Client\n"
+        "with Client(scheduler_file=sys.argv[1], timeout=60) as client:\n"
+        f"    client.wait_for_workers({count}, timeout={START_TIMEOUT_SECONDS})\n"
+    )
+    subprocess.run(
+        [python, "-c", code, str(scheduler_file)],
+        check=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=START_TIMEOUT_SECONDS + 30,
+    )
+
+
+@contextmanager
+def running_dask_cluster(
+    folder: Path, python: str = sys.executable, workers: int = 2, threads: int = 2
+) -> Iterator[DaskCluster]:
+    """Run ``dask scheduler`` and ``workers`` ``dask worker`` processes (each with
+    ``threads`` threads) from ``python``'s environment, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scheduler_file = folder / "scheduler.json"
+    scheduler_file.unlink(missing_ok=True)
+    env = dict(os.environ)
+    with ExitStack() as stack:
+        log = stack.enter_context((folder / "scheduler.log").open("w"))
+        scheduler = subprocess.Popen(
+            [python, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        stack.callback(_stop, scheduler)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not scheduler_file.exists():
+            if scheduler.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dask scheduler did not start:\n{log.name}")
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        cluster = DaskCluster(address=address, folder=folder)
+        for index in range(workers):
+            home = folder / f"worker-{index}"
+            (home / "home").mkdir(parents=True, exist_ok=True)
+            worker_log = stack.enter_context((home / "worker.log").open("w"))
+            worker = subprocess.Popen(
+                [python, "-m", "distributed.cli.dask_worker", address,
+                 "--nthreads", str(threads), "--nworkers", "1", "--name", f"worker-{index}",
+                 "--local-directory", str(home), "--host", "127.0.0.1", "--no-dashboard"],
+                cwd=home,
+                env={**env, "HOME": str(home / "home")},
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            stack.callback(_stop, worker)
+            cluster.workers.append(worker)
+        _wait_for_workers(python, scheduler_file, workers)
+        yield cluster

@@ -1,0 +1,238 @@
+"""DaskTimingExecutor against a real Dask scheduler and two workers (2 threads each),
+started from a venv with Covalent but without this package, and a real Covalent
+server: accuracy, one task per electron call, killed workers, errors, cancellation,
+output. And by short name on the cluster that ``covalent start`` starts."""
+
+import asyncio
+import json
+import os
+import re
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import covalent as ct
+import pytest
+import toml
+
+from benchmarks.tasks import cpu_workflow
+from tests.covalent_only_venv import covalent_only_python, venv_folder
+from tests.covalent_server import run_client, running_server
+from tests.dask_cluster import running_dask_cluster
+from tests.workflows import (
+    add_multiply_workflow,
+    dispatch_and_wait,
+    failing_workflow,
+    node_ids_by_name,
+    sleeping_workflow,
+)
+from timing_executor.dask_timing import DaskTimingExecutor
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A scheduler and 2 workers x 2 threads, run by a Python without this package."""
+    python = covalent_only_python(venv_folder(tmp_path_factory.mktemp("workers") / "venv"))
+    with running_dask_cluster(tmp_path_factory.mktemp("cluster"), python=python) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def executor(dask_cluster, tmp_path):
+    return DaskTimingExecutor(
+        dask_cluster.address, tmp_path / "records.jsonl", record_format="jsonl"
+    )
+
+
+def records(executor, dispatch_id: str) -> list[dict]:
+    lines = Path(executor.timing_filepath).read_text().splitlines()
+    return [record for record in map(json.loads, lines) if record["dispatch_id"] == dispatch_id]
+
+
+def test_cpu_time_is_each_tasks_own_and_the_worker_is_recorded(
+    covalent_server, dask_cluster, executor, tmp_path
+):
+    """4 CPU-bound tasks that meet at a barrier, on 2 workers of 2 threads."""
+    barrier = tempfile.mkdtemp(dir=tmp_path)
+    result = dispatch_and_wait(cpu_workflow(executor, 4, 0.5, barrier), 4)
+    assert str(result.status) == "COMPLETED", result.error
+    truths = {node: output[0] for node, output in enumerate_outputs(result, "burn").items()}
+    met = [output[3] for output in enumerate_outputs(result, "burn").values()]
+    assert met == [True] * 4
+    runs = {record["node_id"]: record for record in records(executor, result.dispatch_id)}
+    for node, truth in truths.items():
+        assert runs[node]["cpu_seconds"] / truth == pytest.approx(1.0, abs=0.03)
+        assert runs[node]["worker"] in dask_cluster.worker_addresses()
+        assert runs[node]["host"] == os.uname().nodename
+
+
+def enumerate_outputs(result, name):
+    graph = result.lattice.transport_graph
+    return {
+        node: graph.get_node_value(node, "output").get_deserialized()
+        for node in graph._graph.nodes
+        if graph.get_node_value(node, "name") == name
+    }
+
+
+def test_equal_electron_calls_run_as_tasks_of_their_own(covalent_server, executor):
+    @ct.electron(executor=executor)
+    def process_id(x):
+        import os
+        import time
+
+        time.sleep(0.5)
+        return os.getpid(), x
+
+    @ct.lattice
+    def workflow():
+        return [process_id(1) for _ in range(4)]
+
+    result = dispatch_and_wait(workflow)
+    assert str(result.status) == "COMPLETED", result.error
+    assert len(records(executor, result.dispatch_id)) == 4
+    assert [x for _, x in result.result] == [1, 1, 1, 1]
+
+
+def test_a_worker_killed_mid_task_gets_the_task_run_again(
+    covalent_server, dask_cluster, executor, tmp_path
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), 1, seconds=3))()
+    deadline = time.monotonic() + 60
+    while not list(markers.iterdir()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (marker,) = markers.iterdir()
+    os.kill(int(marker.read_text()), signal.SIGKILL)  # the worker process itself
+    result = ct.get_result(dispatch_id, wait=True)
+    assert str(result.status) == "COMPLETED", result.error
+    nap = node_ids_by_name(result)["nap"]
+    assert [r["node_id"] for r in records(executor, dispatch_id) if r["node_id"] == nap] == [nap]
+
+
+def test_a_raising_task_fails_with_its_traceback_and_a_failure_record(covalent_server, executor):
+    result = dispatch_and_wait(failing_workflow(executor), 7)
+    assert str(result.status) == "FAILED"
+    node = result.get_node_result(node_ids_by_name(result)["check"])
+    assert node["stderr"].startswith("Traceback (most recent call last):")
+    assert node["stderr"].endswith("ValueError: bad input: 7\n")
+    (record,) = records(executor, result.dispatch_id)
+    assert (record["status"], record["error"]) == ("FAILED", "ValueError: bad input: 7")
+
+
+def test_cancel_cancels_the_task_on_the_cluster_and_records_it(
+    covalent_server, executor, tmp_path
+):
+    """The node and its record say CANCELLED at once; the worker thread, which Dask
+    cannot stop, runs the task to its end (what the how-to page says)."""
+    started, ended = tmp_path / "started", tmp_path / "ended"
+
+    @ct.electron(executor=executor)
+    def nap(seconds):
+        import time
+
+        started.touch()
+        time.sleep(seconds)
+        ended.touch()
+
+    @ct.lattice
+    def workflow():
+        return nap(6)
+
+    dispatch_id = ct.dispatch(workflow)()
+    while not started.exists():
+        time.sleep(0.05)
+    ct.cancel(dispatch_id)
+    result = ct.get_result(dispatch_id, wait=True)
+    assert str(result.status) == "CANCELLED"
+    assert str(result.get_node_result(node_ids_by_name(result)["nap"])["status"]) == "CANCELLED"
+    (record,) = records(executor, dispatch_id)
+    assert record["status"] == "CANCELLED" and record["wall_seconds"] < 6
+    assert not ended.exists()
+    deadline = time.monotonic() + 30
+    while not ended.exists():
+        assert time.monotonic() < deadline, "the cancelled task's thread did not run on"
+        time.sleep(0.1)
+
+
+def test_what_a_task_prints_is_in_its_nodes_result(covalent_server, executor):
+    @ct.electron(executor=executor)
+    def greet(name):
+        import sys
+
+        print(f"Hello, {name}!")
+        print("on stderr", file=sys.stderr)
+        return len(name)
+
+    @ct.lattice
+    def workflow():
+        return greet("Ada")
+
+    result = dispatch_and_wait(workflow)
+    node = result.get_node_result(node_ids_by_name(result)["greet"])
+    assert (node["stdout"], node["stderr"]) == ("Hello, Ada!\n", "on stderr\n")
+
+
+BY_SHORT_NAME = """
+import covalent as ct
+from tests.workflows import add_multiply_workflow, dispatch_and_wait
+result = dispatch_and_wait(add_multiply_workflow("dask_timing"), 1, 2)
+print(result.status, result.result, result.dispatch_id, ct.get_config("dask.scheduler_address"))
+"""
+
+
+def test_short_name_uses_the_cluster_covalent_start_starts(tmp_path):
+    home = tmp_path / "home"
+    with running_server(home, cluster=True) as server:
+        done = run_client(server, BY_SHORT_NAME)
+    assert done.returncode == 0, done.stderr
+    status, result, dispatch_id, address = done.stdout.split()
+    assert (status, result) == ("COMPLETED", "6") and address.startswith("tcp://")
+    recorded = (home / ".cache" / "covalent" / "timing.log").read_text()
+    pattern = rf"Node \d+ in dispatch {dispatch_id} took \d+\.\d{{6}}s of CPU time\."
+    assert len(re.findall(pattern, recorded)) == 2
+
+
+def test_add_multiply_by_instance(covalent_server, executor):
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert result.result == 6
+    assert {r["status"] for r in records(executor, result.dispatch_id)} == {"COMPLETED"}
+
+
+CONFIGURED = """
+import json
+from tests.workflows import add_multiply_workflow, dispatch_and_wait
+result = dispatch_and_wait(add_multiply_workflow("dask_timing"), 1, 2)
+print(json.dumps([str(result.status), result.result, result.dispatch_id]))
+"""
+
+
+def test_short_name_uses_the_executor_section_of_covalent_conf(dask_cluster, tmp_path):
+    home, records_file = tmp_path / "home", tmp_path / "records.jsonl"
+    config_file = home / ".config" / "covalent" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    section = {"scheduler_address": dask_cluster.address, "record_format": "jsonl"}
+    section["timing_filepath"] = str(records_file)
+    config_file.write_text(toml.dumps({"executors": {"dask_timing": section}}))
+    with running_server(home) as server:
+        done = run_client(server, CONFIGURED)
+    assert done.returncode == 0, done.stderr
+    status, result, dispatch_id = json.loads(done.stdout)
+    assert (status, result) == ("COMPLETED", 6)
+    lines = [json.loads(line) for line in records_file.read_text().splitlines()]
+    assert [line["dispatch_id"] for line in lines] == [dispatch_id] * 2
+    workers = set(dask_cluster.worker_addresses())
+    assert {line["worker"] for line in lines} <= workers
+
+
+def test_without_a_scheduler_address_run_says_how_to_give_one():
+    # The tests' covalent.conf names no cluster: its server runs with --no-cluster.
+    executor = DaskTimingExecutor(timing_filepath="/dev/null")
+    metadata = {"dispatch_id": "d", "node_id": 0}
+    with pytest.raises(ValueError, match=r"no scheduler address: pass scheduler_address="):
+        asyncio.run(executor.run(len, [[]], {}, metadata))
