@@ -1,7 +1,7 @@
 """Case G: DaskTimingExecutor on a real Dask cluster of 2 workers x 2 threads.
 
 Run on a Covalent server without a cluster of its own; the scheduler and workers
-are started here (tests/dask_cluster.py) and given to the executors by address.
+are started here (covalent_plugin_testing) and given to the executors by address.
 """
 
 from functools import partial
@@ -12,7 +12,7 @@ from covalent.executor.executor_plugins.dask import DaskExecutor
 
 from benchmarks import cases, measures, tasks
 from benchmarks.plugins.naive_dask_timing import NaiveDaskTimingExecutor
-from tests.dask_cluster import running_dask_cluster
+from covalent_plugin_testing.dask_cluster import running_dask_cluster
 from timing_executor.dask_timing import DaskTimingExecutor
 
 #: label -> what it is, for the tables.

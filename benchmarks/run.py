@@ -4,7 +4,7 @@
     python -m benchmarks.run --repetitions 1 --no-dask --no-write
     python -m benchmarks.run --repetitions 1 --cases G    # one case, printed only
 
-Each case starts an isolated server (tests/covalent_server.py) with the two
+Each case starts an isolated server (covalent_plugin_testing) with the two
 baselines in its executor plugin folder, and stops it before the next case.
 The table also goes to benchmarks/results/, the chart to docs/explanation/.
 """
@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tests.covalent_server import free_port, isolate_this_process, running_server
+from covalent_plugin_testing.server import free_port, isolate_this_process, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -24,8 +25,8 @@ CONF_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CONF_DIR.parent
 sys.path[:0] = [str(CONF_DIR), str(REPO_ROOT)]
 
-from tests.covalent_server import isolate_in_temporary_home, running_server  # noqa: E402
-from tests.dask_cluster import running_dask_cluster  # noqa: E402
+from covalent_plugin_testing.dask_cluster import running_dask_cluster  # noqa: E402
+from covalent_plugin_testing.server import isolate_in_temporary_home, running_server  # noqa: E402
 
 DOCS_HOME, DOCS_PORT = isolate_in_temporary_home("timing-executor-docs-")
 
@@ -86,21 +87,58 @@ atexit.register(_server.close)
 EXAMPLE_PLUGINS = REPO_ROOT / "docs_src" / "plugins"
 
 
-def _start_server_for_doctest(app) -> None:
-    """Start the Covalent server the examples dispatch to, and a Dask scheduler with
-    two workers of two threads, only for ``-b doctest``.
+_starting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="docs-servers")
+_started: list[Future] = []
 
-    The Dask examples read the scheduler's address from ``DASK_SCHEDULER_ADDRESS``
-    (Dask's own setting), which falls back to ``dask scheduler``'s default port.
-    """
+
+def _start_servers_for_doctest(app) -> None:
+    """For ``-b doctest`` only, start the Covalent server the examples dispatch to and
+    a Dask scheduler with two workers of two threads, both in the background while
+    Sphinx reads the pages; :func:`_wait_for_servers` waits for them."""
     if app.builder.name == "doctest":
-        cluster = _server.enter_context(running_dask_cluster(DOCS_HOME / "dask"))
         plugins = {"COVALENT_EXECUTOR_DIR": str(EXAMPLE_PLUGINS)}
-        _server.enter_context(running_server(DOCS_HOME, DOCS_PORT, extra_env=plugins))
+        server = running_server(DOCS_HOME, DOCS_PORT, extra_env=plugins)
+        cluster = running_dask_cluster(DOCS_HOME / "dask")
+        _started.extend(_starting.submit(_server.enter_context, cm) for cm in (server, cluster))
+
+
+def _wait_for_servers(app, env) -> None:
+    """Before the first example runs: the servers are up, and the Dask examples find
+    the scheduler in ``DASK_SCHEDULER_ADDRESS`` (Dask's own setting; they fall back
+    to ``dask scheduler``'s default port), and ``ct.get_result(wait=True)`` polls
+    every 0.05 s rather than every second."""
+    if _started:
+        _, cluster = (future.result() for future in _started)
         os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.address
+        _poll_results_quickly()
 
 
-def _stop_server(app, exception) -> None:
+def _poll_results_quickly() -> None:
+    """Wait for a dispatch by polling its status every 0.05 s, then let Covalent's own
+    ``wait=True`` find it finished: its one-second poll would add half a second, on
+    average, to every example that waits for a result."""
+    import time
+
+    from covalent._results_manager import results_manager
+    from covalent._shared_files.util_classes import RESULT_STATUS, Status
+    from covalent._shared_files.utils import format_server_url
+
+    fetch = results_manager.ResultManager.from_dispatch_id
+
+    def from_dispatch_id(dispatch_id, results_dir, wait=False, dispatcher_addr=None):
+        if wait:
+            client = results_manager.CovalentAPIClient(
+                dispatcher_addr or format_server_url(), auto_raise=False
+            )
+            status = results_manager._query_dispatch_status
+            while not RESULT_STATUS.is_terminal(Status(status(dispatch_id, client))):
+                time.sleep(0.05)
+        return fetch(dispatch_id, results_dir, wait, dispatcher_addr)
+
+    results_manager.ResultManager.from_dispatch_id = staticmethod(from_dispatch_id)
+
+
+def _stop_servers(app, exception) -> None:
     _server.close()
 
 
@@ -116,5 +154,6 @@ class _AllowEmptyGlobToctree(logging.Filter):
 
 def setup(app) -> None:
     logging.getLogger("sphinx.sphinx.directives.other").addFilter(_AllowEmptyGlobToctree())
-    app.connect("builder-inited", _start_server_for_doctest)
-    app.connect("build-finished", _stop_server)
+    app.connect("builder-inited", _start_servers_for_doctest)
+    app.connect("env-updated", _wait_for_servers)
+    app.connect("build-finished", _stop_servers)

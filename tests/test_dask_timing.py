@@ -17,9 +17,9 @@ import pytest
 import toml
 
 from benchmarks.tasks import cpu_workflow
+from covalent_plugin_testing.dask_cluster import running_dask_cluster
+from covalent_plugin_testing.server import run_client, running_server
 from tests.covalent_only_venv import covalent_only_python, venv_folder
-from tests.covalent_server import run_client, running_server
-from tests.dask_cluster import running_dask_cluster
 from tests.workflows import (
     add_multiply_workflow,
     dispatch_and_wait,

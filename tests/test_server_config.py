@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import toml
 
-from tests.covalent_server import covalent_command, run_client, running_server
+from covalent_plugin_testing.server import covalent_command, run_client, running_server
 from tests.workflows import client_code
 
 pytestmark = pytest.mark.server

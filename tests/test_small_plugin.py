@@ -15,7 +15,7 @@ import covalent as ct
 import pytest
 import requests
 
-from tests.covalent_server import REPO_ROOT, running_server
+from covalent_plugin_testing.server import running_server
 from tests.workflows import (
     add_multiply_workflow,
     misbehaving_workflow,
@@ -24,6 +24,7 @@ from tests.workflows import (
 )
 
 pytestmark = pytest.mark.server
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL_PLUGIN = REPO_ROOT / "docs_src" / "plugins" / "small_timing.py"
 PLAIN_VALUE_PLUGIN = """
 from covalent.executor.base import BaseExecutor

@@ -5,7 +5,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.covalent_server import running_server
+from covalent_plugin_testing.server import running_server
 
 WORKFLOW_TIMEOUT_SECONDS = 300
 

@@ -56,3 +56,21 @@ def test_screenshots_of_the_how_to_page(browser, site_url, screenshots):
         assert not phone.problems(), phone.problems()
     for name in ("how-to-desktop", "how-to-desktop-full", "how-to-phone", "how-to-phone-full"):
         assert (screenshots / f"{name}.png").stat().st_size > 10_000
+
+
+#: Code blocks whose text is wider than the block on the page.
+OVERFLOWING_BLOCKS = """
+() => [...document.querySelectorAll("div.highlight pre")]
+    .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
+    .map((pre) => pre.innerText.split("\\n").reduce((a, b) => (b.length > a.length ? b : a)))
+"""
+
+
+def test_no_code_block_scrolls_sideways_on_a_desktop(reader, site, site_url):
+    """Listings and examples fit furo's content column at a desktop width."""
+    wide = []
+    for page_path in site_pages(site):
+        reader.page.goto(site_url + page_path, wait_until="load")
+        longest_lines = reader.page.evaluate(OVERFLOWING_BLOCKS)
+        wide += [f"{page_path}: {len(line)} characters: {line}" for line in longest_lines]
+    assert not wide, "\n".join(wide)

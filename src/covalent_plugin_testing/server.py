@@ -1,9 +1,8 @@
 """Start and stop a real Covalent server that touches nothing outside one folder.
 
-The tests, the docs build and the benchmarks all use this module, so there is one
-way to get a server: an isolated home folder (``HOME``, ``COVALENT_CONFIG_DIR``
-and the XDG folders inside it), a free port on 127.0.0.1, ``covalent start`` and,
-whatever happens, ``covalent stop``.
+One way to get a server: an isolated home folder (``HOME``, ``COVALENT_CONFIG_DIR``,
+``TMPDIR`` and the XDG folders inside it), a free port on 127.0.0.1,
+``covalent start`` and, whatever happens, ``covalent stop``.
 
 Covalent reads its configuration once, when it is first imported, so a process
 that talks to the server calls :func:`isolate_this_process` before ``import covalent``.
@@ -27,7 +26,6 @@ from pathlib import Path
 
 START_TIMEOUT_SECONDS = 120
 CLIENT_TIMEOUT_SECONDS = 300
-REPO_ROOT = Path(__file__).resolve().parents[1]
 _XDG_VARIABLES = ("XDG_CONFIG_HOME", "XDG_CONFIG_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME")
 
 
@@ -108,11 +106,11 @@ def covalent_command(python: str = sys.executable) -> str:
 def run_client(
     server: CovalentServer, code: str, python: str = sys.executable
 ) -> subprocess.CompletedProcess:
-    """Run ``python -c code`` as a client of ``server``, with this repository importable."""
+    """Run ``python -c code`` as a client of ``server``, in its environment (so with
+    its ``PYTHONPATH``), in the current folder."""
     return subprocess.run(
         [python, "-c", code],
-        env=server.env | {"PYTHONPATH": str(REPO_ROOT)},
-        cwd=REPO_ROOT,
+        env=server.env,
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
