@@ -71,6 +71,9 @@ nitpick_ignore = [
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 typehints_defaults = "comma"
+# Signatures show defaults as the source writes them (DEFAULT_TIMING_FILEPATH), not
+# as the path they have in the process that builds these pages.
+autodoc_preserve_defaults = True
 napoleon_numpy_docstring = False
 
 # sphinx-copybutton: in a block with prompts ($, >>>, ...) only the prompted lines are
@@ -83,7 +86,7 @@ _server = ExitStack()
 atexit.register(_server.close)
 
 
-#: The example plugins the pages dispatch to by short name (small_timing, doubling).
+#: The example plugins the pages load from a plugin folder (small_timing, doubling, call_log).
 EXAMPLE_PLUGINS = REPO_ROOT / "docs_src" / "plugins"
 
 

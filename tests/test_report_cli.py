@@ -124,6 +124,54 @@ def test_the_default_path_is_the_executors_default_file(tmp_path, xdg_cache_home
     assert done.stdout == f"True {expected}\n", done.stderr
 
 
+def run_without_path(tmp_path: Path, config: str | None, **env: str):
+    """``report`` with no PATH, in a HOME of its own with this ``covalent.conf``."""
+    home = tmp_path / "home"
+    (home / ".config" / "covalent").mkdir(parents=True)
+    if config is not None:
+        (home / ".config" / "covalent" / "covalent.conf").write_text(config)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "COVALENT_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "timing_report", "report", "--format", "json"],
+        env={**clean, "HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_without_path_it_reads_the_file_covalent_conf_names(record_file, tmp_path):
+    config = f'[executors.timing]\ntiming_filepath = "{record_file}"\n'
+    done = run_without_path(tmp_path, config)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["path"] == str(record_file)
+    config_file = tmp_path / "home" / ".config" / "covalent" / "covalent.conf"
+    assert done.stderr.startswith(
+        f"timing-executor report: reading {record_file} "
+        f"([executors.timing] timing_filepath in {config_file})\n"
+    )
+
+
+def test_without_path_a_configured_folder_means_its_timing_log(record_file, tmp_path):
+    config_dir = tmp_path / "elsewhere"
+    config_dir.mkdir()
+    (config_dir / "covalent.conf").write_text(
+        f'[executors.timing]\ntiming_filepath = "{record_file.parent}"\n'
+    )
+    done = run_without_path(tmp_path, None, COVALENT_CONFIG_DIR=str(config_dir))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["path"] == str(record_file)
+
+
+def test_without_path_or_configuration_it_reads_the_default_file(tmp_path):
+    done = run_without_path(tmp_path, "[sdk]\n")
+    expected = tmp_path / "home" / ".cache" / "covalent" / "timing.log"
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"timing-executor report: reading {expected} (the executors' default file)\n"
+    )
+
+
 def test_python_m_compares_two_dispatches_node_by_node(record_file):
     done = run_cli(str(record_file), "--compare", "aaaa", "bbbb")
     assert done.returncode == 0, done.stderr

@@ -49,7 +49,11 @@ from covalent.executor.schemas import TaskUpdate
 
 
 # --8<-- [start:records]
-#: Where records go unless ``timing_filepath`` says otherwise.
+#: Where records go unless ``timing_filepath`` says otherwise:
+#: ``~/.cache/covalent/timing.log`` of the server's user, or
+#: ``$XDG_CACHE_HOME/covalent/timing.log`` when that variable is set.
+#:
+#: :meta hide-value:
 DEFAULT_TIMING_FILEPATH = str(
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     / "covalent"
@@ -722,7 +726,10 @@ def refused_tasks(task_group_metadata: dict, data: Any) -> list[TaskUpdate]:
 # --8<-- [start:plugin-attributes]
 executor_plugin_name = "TimingExecutor"
 
-#: The values the Covalent server builds the executor from (see ``covalent.conf``).
+#: The values the Covalent server builds the executor from (see ``covalent.conf``):
+#: ``timing_filepath`` :data:`DEFAULT_TIMING_FILEPATH`, ``record_format`` "text".
+#:
+#: :meta hide-value:
 _EXECUTOR_PLUGIN_DEFAULTS = {
     "timing_filepath": DEFAULT_TIMING_FILEPATH,
     "record_format": "text",

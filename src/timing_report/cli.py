@@ -14,17 +14,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from timing_report import render
+from timing_report.config import DEFAULT_TIMING_FILEPATH, default_records_file
 from timing_report.plot import PlotUnavailableError, plot_comparison
 from timing_report.report import Collected, UnknownDispatchError, collect, compare, find_dispatch
 
 PROGRAM = "timing-executor"
-#: The executors' default record file (``timing_executor.timing.DEFAULT_TIMING_FILEPATH``).
-DEFAULT_TIMING_FILEPATH = str(
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "covalent" / "timing.log"
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "path",
         nargs="?",
-        default=DEFAULT_TIMING_FILEPATH,
         metavar="PATH",
-        help=f"record file (default: {DEFAULT_TIMING_FILEPATH})",
+        help=(
+            "record file (default: [executors.timing] timing_filepath in covalent.conf, "
+            f"else {DEFAULT_TIMING_FILEPATH})"
+        ),
     )
     which = report.add_mutually_exclusive_group()
     which.add_argument(
@@ -90,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    if args.path is None:
+        args.path, source = default_records_file()
+        print(f"{PROGRAM} report: reading {args.path} ({source})", file=sys.stderr)
     wanted = args.compare or ([args.dispatch] if args.dispatch else [])
     collected = collect(args.path, (lambda d: d.startswith(tuple(wanted))) if wanted else None)
     _warn(collected)

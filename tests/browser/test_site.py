@@ -58,19 +58,31 @@ def test_screenshots_of_the_how_to_page(browser, site_url, screenshots):
         assert (screenshots / f"{name}.png").stat().st_size > 10_000
 
 
-#: Code blocks whose text is wider than the block on the page.
+#: Blocks of code (not of program output) whose text is wider than the block.
 OVERFLOWING_BLOCKS = """
-() => [...document.querySelectorAll("div.highlight pre")]
+() => [...document.querySelectorAll(
+        'div[class*="highlight-python"] pre, div.highlight-toml pre, div.highlight-ini pre')]
     .filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
     .map((pre) => pre.innerText.split("\\n").reduce((a, b) => (b.length > a.length ? b : a)))
 """
 
 
 def test_no_code_block_scrolls_sideways_on_a_desktop(reader, site, site_url):
-    """Listings and examples fit furo's content column at a desktop width."""
+    """Listings and examples fit furo's content column at a desktop width; what a
+    program prints (output, console) may be wider, as in a terminal."""
     wide = []
     for page_path in site_pages(site):
         reader.page.goto(site_url + page_path, wait_until="load")
         longest_lines = reader.page.evaluate(OVERFLOWING_BLOCKS)
         wide += [f"{page_path}: {len(line)} characters: {line}" for line in longest_lines]
     assert not wide, "\n".join(wide)
+
+
+def test_no_page_shows_a_path_of_the_machine_that_built_it(site):
+    """Defaults read ``~/.cache/covalent/timing.log``, never the build's temporary home."""
+    leaks = [
+        page_path
+        for page_path in site_pages(site)
+        if "timing-executor-docs-" in (site / page_path).read_text()
+    ]
+    assert not leaks, leaks

@@ -1,0 +1,191 @@
+"""The rules of a plugin module and of Covalent's use of it, as the how-to states them,
+checked in fresh Covalent clients (plugin loading is the same in the server) and on
+real servers: defined-here classes, both spellings of the name attribute, class-name
+clashes, the ignored entry point key, plugins that raise on import, task packing,
+and a configured default that fails every task."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import toml
+
+import timing_executor.timing
+from covalent_plugin_testing.server import run_client, running_server
+
+PLUGIN = """
+from covalent.executor.base import BaseExecutor
+
+{name_line}
+
+
+class {class_name}(BaseExecutor):
+    def run(self, function, args, kwargs, task_metadata):
+        return function(*args, **kwargs)
+"""
+
+REPORT = """
+import json
+import covalent as ct
+from covalent.executor import _executor_manager
+names = ct.executor._executor_manager.list_executors(print_names=False)
+classes = {n: c.__module__ for n, c in _executor_manager.executor_plugins_map.items()}
+exported = getattr(ct.executor, "TimingExecutor", None)
+print(json.dumps({"names": names, "classes": classes,
+                  "TimingExecutor": exported.__module__ if exported else None}))
+"""
+
+
+def fresh_client(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess:
+    """``python -c code`` with a Covalent configuration of its own."""
+    home = tmp_path / "client-home"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVALENT_")}
+    environment.update(HOME=str(home), COVALENT_CONFIG_DIR=str(home / "config"), **env)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=environment,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def loaded(tmp_path: Path, **env: str) -> dict:
+    done = fresh_client(tmp_path, REPORT, **env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])  # after Covalent's warnings, if any
+
+
+def plugin_folder(tmp_path: Path, **modules: str) -> str:
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    for name, source in modules.items():
+        (folder / f"{name}.py").write_text(source)
+    return str(folder)
+
+
+def test_only_a_class_defined_in_the_module_is_a_plugin(tmp_path):
+    defined = PLUGIN.format(name_line='executor_plugin_name = "Here"', class_name="Here")
+    imported = textwrap.dedent("""
+        from defined_here import Here  # noqa
+        executor_plugin_name = "Here"
+    """)
+    folder = plugin_folder(tmp_path, defined_here=defined, imported_here=imported)
+    names = loaded(tmp_path, COVALENT_EXECUTOR_DIR=folder, PYTHONPATH=folder)["names"]
+    assert "defined_here" in names and "imported_here" not in names
+
+
+def test_both_spellings_of_the_name_attribute_work(tmp_path):
+    lower = PLUGIN.format(name_line='executor_plugin_name = "Lower"', class_name="Lower")
+    upper = PLUGIN.format(name_line='EXECUTOR_PLUGIN_NAME = "Upper"', class_name="Upper")
+    folder = plugin_folder(tmp_path, lower_name=lower, upper_name=upper)
+    names = loaded(tmp_path, COVALENT_EXECUTOR_DIR=folder)["names"]
+    assert {"lower_name", "upper_name"} <= set(names)
+
+
+def test_a_copy_named_like_an_installed_class_leaves_the_installed_one_exported(tmp_path):
+    """The how-to's my_timing.py beside the installed package: both short names work,
+    and covalent.executor.TimingExecutor is the installed class."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    shutil.copy(timing_executor.timing.__file__, folder / "my_timing.py")
+    report = loaded(tmp_path, COVALENT_EXECUTOR_DIR=str(folder))
+    assert report["classes"]["timing"] == "timing_executor.timing"
+    assert report["classes"]["my_timing"] == str(folder / "my_timing")
+    assert report["TimingExecutor"] == "timing_executor.timing"
+
+
+def test_the_entry_point_key_is_ignored_the_module_name_is_the_short_name(tmp_path):
+    site = tmp_path / "site"
+    (site / "odd_plugin").mkdir(parents=True)
+    (site / "odd_plugin" / "__init__.py").write_text("")
+    (site / "odd_plugin" / "module_name.py").write_text(
+        PLUGIN.format(name_line='executor_plugin_name = "Odd"', class_name="Odd")
+    )
+    dist_info = site / "odd_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: odd-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[covalent.executor.executor_plugins]\nthe_key = odd_plugin.module_name\n"
+    )
+    names = loaded(tmp_path, PYTHONPATH=str(site))["names"]
+    assert "module_name" in names and "the_key" not in names
+
+
+def test_a_plugin_that_raises_on_import_breaks_import_covalent(tmp_path):
+    folder = plugin_folder(tmp_path, broken="import no_such_dependency\n")
+    done = fresh_client(tmp_path, "import covalent", COVALENT_EXECUTOR_DIR=folder)
+    assert done.returncode != 0
+    assert "ModuleNotFoundError: No module named 'no_such_dependency'" in done.stderr
+
+
+PACKED = """
+import covalent as ct
+
+
+@ct.electron(executor="timing")
+def add(x, y):
+    return x + y
+
+
+@ct.electron(executor="timing")
+def total(values):
+    return sum(values)
+
+
+@ct.lattice
+def workflow():
+    return total([add(1, 2), add(3, 4)])
+
+
+result = ct.get_result(ct.dispatch(workflow)(), wait=True)
+nodes = result.lattice.transport_graph._graph.nodes
+errors = {n["node_name"]: n["error"] for n in map(result.get_node_result, nodes)}
+print(result.status, errors["total"])
+"""
+
+
+@pytest.mark.server
+def test_task_packing_fails_a_run_only_plugins_packed_tasks(covalent_server, tmp_path):
+    """With packing on, a list argument's collecting node and its electron form one
+    group; an executor without send/poll/receive cannot run a group."""
+    done = fresh_client(
+        tmp_path,
+        PACKED,
+        COVALENT_ENABLE_TASK_PACKING="1",
+        COVALENT_SVC_PORT=str(covalent_server.port),
+        COVALENT_DISPATCHER_ADDR="127.0.0.1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "FAILED Task packing not supported by executor plugin"
+
+
+INSTANCE = """
+import covalent as ct
+from covalent.executor import TimingExecutor
+from tests.workflows import add_multiply_workflow, dispatch_and_wait, node_ids_by_name
+result = dispatch_and_wait(add_multiply_workflow(TimingExecutor({path!r})), 1, 2)
+print(result.status, result.get_node_result(node_ids_by_name(result)["add"])["error"])
+"""
+
+
+@pytest.mark.server
+def test_an_unwritable_configured_default_fails_tasks_given_an_instance(tmp_path):
+    home = tmp_path / "home"
+    config_file = home / ".config" / "covalent" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    section = {"timing_filepath": "/proc/timing.log"}
+    config_file.write_text(toml.dumps({"executors": {"timing": section}}))
+    with running_server(home) as server:
+        done = run_client(server, INSTANCE.format(path=str(tmp_path / "good.log")))
+    assert done.returncode == 0, done.stderr
+    status, error = done.stdout.split(" ", 1)
+    assert status == "FAILED"
+    assert "timing_filepath '/proc/timing.log' cannot be written" in error
+    assert (tmp_path / "good.log").read_text() == ""  # made by the client, never written
