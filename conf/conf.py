@@ -7,7 +7,6 @@ anything (autodoc, an example) imports it.
 """
 
 import atexit
-import logging
 import os
 import sys
 import warnings
@@ -82,8 +81,10 @@ copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
 copybutton_only_copy_prompt_lines = True
 
-_server = ExitStack()
-atexit.register(_server.close)
+#: One stack per server (Covalent, Dask), so they start and stop side by side.
+_servers = [ExitStack(), ExitStack()]
+for _stack in _servers:
+    atexit.register(_stack.close)
 
 
 #: The example plugins the pages load from a plugin folder (small_timing, doubling, call_log).
@@ -102,7 +103,10 @@ def _start_servers_for_doctest(app) -> None:
         plugins = {"COVALENT_EXECUTOR_DIR": str(EXAMPLE_PLUGINS)}
         server = running_server(DOCS_HOME, DOCS_PORT, extra_env=plugins)
         cluster = running_dask_cluster(DOCS_HOME / "dask")
-        _started.extend(_starting.submit(_server.enter_context, cm) for cm in (server, cluster))
+        _started.extend(
+            _starting.submit(stack.enter_context, cm)
+            for stack, cm in zip(_servers, (server, cluster), strict=True)
+        )
 
 
 def _wait_for_servers(app, env) -> None:
@@ -142,21 +146,11 @@ def _poll_results_quickly() -> None:
 
 
 def _stop_servers(app, exception) -> None:
-    _server.close()
-
-
-class _AllowEmptyGlobToctree(logging.Filter):
-    """Drop only "toctree glob pattern ... didn't match": a page folder may still be empty.
-
-    Sphinx logs that warning without a type, so ``suppress_warnings`` cannot name it.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return getattr(record, "subtype", None) != "empty_glob"
+    for closing in [_starting.submit(stack.close) for stack in _servers]:
+        closing.result()
 
 
 def setup(app) -> None:
-    logging.getLogger("sphinx.sphinx.directives.other").addFilter(_AllowEmptyGlobToctree())
     app.connect("builder-inited", _start_servers_for_doctest)
     app.connect("env-updated", _wait_for_servers)
     app.connect("build-finished", _stop_servers)

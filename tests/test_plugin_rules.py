@@ -166,26 +166,35 @@ def test_task_packing_fails_a_run_only_plugins_packed_tasks(covalent_server, tmp
     assert done.stdout.strip() == "FAILED Task packing not supported by executor plugin"
 
 
-INSTANCE = """
+INSTANCES = """
 import covalent as ct
-from covalent.executor import TimingExecutor
+from covalent.executor import NoDefaultsExecutor, TimingExecutor
 from tests.workflows import add_multiply_workflow, dispatch_and_wait, node_ids_by_name
-result = dispatch_and_wait(add_multiply_workflow(TimingExecutor({path!r})), 1, 2)
-print(result.status, result.get_node_result(node_ids_by_name(result)["add"])["error"])
+for executor in (TimingExecutor({path!r}), NoDefaultsExecutor()):
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    print(result.status, result.get_node_result(node_ids_by_name(result)["add"])["error"])
 """
 
 
 @pytest.mark.server
-def test_an_unwritable_configured_default_fails_tasks_given_an_instance(tmp_path):
+def test_the_server_builds_every_executor_from_its_section_first(tmp_path):
+    """Even for an instance: a configured default that fails fails every task, and a
+    plugin without _EXECUTOR_PLUGIN_DEFAULTS fails with KeyError."""
     home = tmp_path / "home"
     config_file = home / ".config" / "covalent" / "covalent.conf"
     config_file.parent.mkdir(parents=True)
     section = {"timing_filepath": "/proc/timing.log"}
     config_file.write_text(toml.dumps({"executors": {"timing": section}}))
-    with running_server(home) as server:
-        done = run_client(server, INSTANCE.format(path=str(tmp_path / "good.log")))
+    no_defaults = PLUGIN.format(
+        name_line='executor_plugin_name = "NoDefaultsExecutor"', class_name="NoDefaultsExecutor"
+    )
+    folder = plugin_folder(tmp_path, no_defaults=no_defaults)
+    with running_server(home, extra_env={"COVALENT_EXECUTOR_DIR": folder}) as server:
+        code = INSTANCES.format(path=str(tmp_path / "good.log"))
+        done = run_client(server, code)
     assert done.returncode == 0, done.stderr
-    status, error = done.stdout.split(" ", 1)
-    assert status == "FAILED"
-    assert "timing_filepath '/proc/timing.log' cannot be written" in error
+    timing, no_defaults_run = done.stdout.splitlines()
+    assert timing.startswith("FAILED ")
+    assert "timing_filepath '/proc/timing.log' cannot be written" in timing
     assert (tmp_path / "good.log").read_text() == ""  # made by the client, never written
+    assert no_defaults_run.startswith("FAILED ") and "'no_defaults'" in no_defaults_run
