@@ -77,3 +77,13 @@ def test_importing_the_kit_does_not_import_covalent():
     code = "import sys, covalent_plugin_testing; print('covalent' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_servers_path_holds_test_folders_not_environments(tmp_path, monkeypatch):
+    """A ``.venv`` or ``.tox`` inside the project must not reach another Python's path."""
+    from covalent_plugin_testing.fixtures import importable_test_folders
+
+    tests = tmp_path / "tests"
+    site_packages = tmp_path / ".venv" / "lib" / "python3.11" / "site-packages"
+    monkeypatch.setattr(sys, "path", [str(tests), str(site_packages), "/elsewhere"])
+    assert importable_test_folders(tmp_path) == [str(tests)]

@@ -13,10 +13,22 @@ import pytest
 from covalent_plugin_testing.server import CovalentServer, running_server
 
 
-def test_module_folders(rootpath: Path) -> list[str]:
+def importable_test_folders(rootpath: Path) -> list[str]:
     """The folders under ``rootpath`` that pytest put on ``sys.path`` to import test
-    modules (its default import mode): the server needs them too."""
-    return [path for path in sys.path if path and Path(path).resolve().is_relative_to(rootpath)]
+    modules (its default import mode): the server needs them too. Not the folders of
+    an environment that lives in the project (``.venv``, ``.tox``): another Python
+    would import this one's packages from them."""
+    environments = {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
+
+    def is_test_folder(path: str) -> bool:
+        folder = Path(path).resolve()
+        return (
+            folder.is_relative_to(rootpath)
+            and "site-packages" not in folder.parts
+            and not any(folder.is_relative_to(prefix) for prefix in environments)
+        )
+
+    return [path for path in sys.path if path and is_test_folder(path)]
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +37,7 @@ def covalent_server(pytestconfig: pytest.Config) -> Iterator[CovalentServer]:
     temporary home, on the port the test process's client uses; stopped at the end,
     also when tests fail. It has ``.url``, ``.port``, ``.home`` and ``.env``."""
     known = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    folders = dict.fromkeys([*test_module_folders(pytestconfig.rootpath), *known])
+    folders = dict.fromkeys([*importable_test_folders(pytestconfig.rootpath), *known])
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, folders))
     home, port = Path(os.environ["HOME"]), int(os.environ["COVALENT_SVC_PORT"])
     with running_server(home, port) as server:
