@@ -105,23 +105,22 @@ def main(argv: list[str] | None = None) -> None:
             except Exception as error:  # keep the other cases' figures
                 failed.append(f"{description}: {type(error).__name__}: {error}")
                 _log(f"FAILED {failed[-1]}")
-    finally:
+        samples = [s for result in results.values() for s in result.samples]
+        failures = "".join(f"\nNot measured: {failure}\n" for failure in failed)
+        text = f"Machine: {machine}\n\n{report.table(samples)}\n{failures}"
+        print(text)
+        if not args.no_write:
+            RESULTS_DIR.mkdir(exist_ok=True)
+            (RESULTS_DIR / "results.md").write_text(text)
+            (RESULTS_DIR / "summary.md").write_text(report.summary(samples) + "\n")
+            raw = {"machine": machine, "samples": [asdict(s) for s in samples], "failed": failed}
+            (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+            if all(name in results for name in "ABI"):
+                abi = (results[name] for name in "ABI")
+                report.chart(*abi, CHART, results.get("G"))
+            _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
+    finally:  # after the chart too: matplotlib caches fonts in this HOME
         shutil.rmtree(root, ignore_errors=True)
-
-    samples = [s for result in results.values() for s in result.samples]
-    failures = "".join(f"\nNot measured: {failure}\n" for failure in failed)
-    text = f"Machine: {machine}\n\n{report.table(samples)}\n{failures}"
-    print(text)
-    if not args.no_write:
-        RESULTS_DIR.mkdir(exist_ok=True)
-        (RESULTS_DIR / "results.md").write_text(text)
-        (RESULTS_DIR / "summary.md").write_text(report.summary(samples) + "\n")
-        raw = {"machine": machine, "samples": [asdict(s) for s in samples], "failed": failed}
-        (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
-        if all(name in results for name in "ABI"):
-            abi = (results[name] for name in "ABI")
-            report.chart(*abi, CHART, results.get("G"))
-        _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
     if failed:
         sys.exit(1)
 
