@@ -1,30 +1,47 @@
-"""Run the docs' example scripts (docs_src/) the way a reader does: ``python SCRIPT``.
+"""Run the docs' example scripts (docs_src/) as ``python SCRIPT ARGS`` would.
 
 The Sphinx doctest build imports this after it has pointed the process at a
-running, isolated Covalent server; the script inherits that environment and runs
-in a fresh, empty folder.
+running, isolated Covalent server. A script runs in this process, as ``__main__``,
+with its arguments in ``sys.argv`` and a fresh, empty working folder: a new Python
+would first spend about two seconds of CPU time importing Covalent, and the build is
+short of CPU time. ``tests/browser`` runs ``workflow.py`` in a new Python, as a
+reader does.
 """
 
-import subprocess
+import io
+import os
+import runpy
 import sys
 import tempfile
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 DOCS_SRC = Path(__file__).resolve().parents[1] / "docs_src"
-SCRIPT_TIMEOUT_SECONDS = 300
+
+
+def run_script(script: str, *args: str, folder: Path | None = None) -> str:
+    """Run ``docs_src/<script> ARGS`` in ``folder`` (a new empty one if None) and
+    return what it printed; fail if it exits with an error or writes to stderr."""
+    path = DOCS_SRC / script
+    with tempfile.TemporaryDirectory(prefix="docs-example-") as new_folder:
+        where, argv = Path.cwd(), sys.argv
+        output, errors = io.StringIO(), io.StringIO()
+        os.chdir(folder or new_folder)
+        sys.argv = [str(path), *args]
+        try:
+            with redirect_stdout(output), redirect_stderr(errors):
+                runpy.run_path(str(path), run_name="__main__")
+        except SystemExit as exit:
+            if exit.code not in (None, 0):
+                raise RuntimeError(f"python {script} exited {exit.code}") from exit
+        finally:
+            os.chdir(where)
+            sys.argv = argv
+    if errors.getvalue():
+        raise RuntimeError(f"python {script} wrote to stderr:\n{errors.getvalue()}")
+    return output.getvalue()
 
 
 def run_example(script: str) -> None:
-    """Run ``docs_src/<script>`` with this interpreter in a new folder; print its output."""
-    with tempfile.TemporaryDirectory(prefix="docs-example-") as folder:
-        completed = subprocess.run(
-            [sys.executable, str(DOCS_SRC / script)],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=SCRIPT_TIMEOUT_SECONDS,
-        )
-    if completed.returncode:
-        raise RuntimeError(f"python {script} exited {completed.returncode}:\n{completed.stderr}")
-    print(completed.stdout, end="")
+    """Run ``docs_src/<script>`` in a new, empty folder and print its output."""
+    print(run_script(script), end="")

@@ -2,7 +2,7 @@
 
 One way to get a server: an isolated home folder (``HOME``, ``COVALENT_CONFIG_DIR``,
 ``TMPDIR`` and the XDG folders inside it), a free port on 127.0.0.1,
-``covalent start`` and, whatever happens, ``covalent stop``.
+``covalent start`` and, whatever happens, a stop that does what ``covalent stop`` does.
 
 Covalent reads its configuration once, when it is first imported, so a process
 that talks to the server calls :func:`isolate_this_process` before ``import covalent``.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,11 +21,12 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 120
+STOP_TIMEOUT_SECONDS = 60
 CLIENT_TIMEOUT_SECONDS = 300
 _XDG_VARIABLES = ("XDG_CONFIG_HOME", "XDG_CONFIG_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME")
 
@@ -130,6 +132,62 @@ def _wait_until_listening(url: str, timeout: float) -> None:
             time.sleep(0.25)
 
 
+def _pid_file(env: dict) -> Path:
+    """The file in which ``covalent start`` keeps the server's process id: ``ui.pid``
+    in the ``[dispatcher] cache_dir`` of the configuration it wrote."""
+    import toml
+
+    config = toml.loads((Path(env["COVALENT_CONFIG_DIR"]) / "covalent.conf").read_text())
+    return Path(config["dispatcher"]["cache_dir"]) / "ui.pid"
+
+
+def stop_server(env: dict) -> None:
+    """Stop the server ``covalent start`` started with ``env`` the way ``covalent stop``
+    does: SIGINT to the server, its child processes (task pools, a Dask cluster)
+    killed, the pid file removed. It takes about a second; the command itself spends
+    several importing Covalent. Does nothing if no server was started."""
+    import psutil
+
+    try:
+        pid_file = _pid_file(env)
+        launcher = psutil.Process(int(pid_file.read_text()))
+        # covalent start runs the server through a shell: `sh -c "python app.py >> log"`.
+        servers = launcher.children() or [launcher]
+        descendants = [child for server in servers for child in server.children(recursive=True)]
+    except (OSError, KeyError, ValueError, psutil.NoSuchProcess):
+        return  # covalent start failed before it started a server, or it has ended
+    for server in servers:
+        _signal(server, signal.SIGINT)
+    for child in descendants:
+        _signal(child, signal.SIGKILL)
+    for process in _running(servers, STOP_TIMEOUT_SECONDS) + _running([launcher], 1):
+        _signal(process, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def _signal(process, signal_number: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.kill(process.pid, signal_number)
+
+
+def _running(processes: list, timeout: float) -> list:
+    """Those of ``processes`` still running after up to ``timeout`` seconds. A process
+    that has ended counts as ended while it waits to be reaped (a zombie): processes
+    started by a command that has exited are reaped by init, sometimes seconds later."""
+    import psutil
+
+    def running(process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in processes if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
 @contextmanager
 def running_server(
     home: Path,
@@ -139,7 +197,8 @@ def running_server(
     python: str = sys.executable,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[CovalentServer]:
-    """Start ``covalent start`` isolated in ``home``; stop it on exit, also after an error.
+    """Start ``covalent start`` isolated in ``home``; stop it on exit, also after an error
+    (:func:`~covalent_plugin_testing.server.stop_server`).
 
     ``cluster=False`` passes ``--no-cluster``: no Dask cluster and no dashboard on
     port 8787. ``python`` chooses the environment whose Covalent runs the server.
@@ -167,11 +226,4 @@ def running_server(
         _wait_until_listening(server.url, START_TIMEOUT_SECONDS)
         yield server
     finally:
-        subprocess.run(
-            [covalent_command(python), "stop"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            timeout=START_TIMEOUT_SECONDS,
-        )
+        stop_server(env)
