@@ -13,7 +13,8 @@ import os
 import runpy
 import sys
 import tempfile
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import nullcontext, redirect_stderr, redirect_stdout
+from functools import partial
 from pathlib import Path
 
 DOCS_SRC = Path(__file__).resolve().parents[1] / "docs_src"
@@ -23,10 +24,11 @@ def run_script(script: str, *args: str, folder: Path | None = None) -> str:
     """Run ``docs_src/<script> ARGS`` in ``folder`` (a new empty one if None) and
     return what it printed; fail if it exits with an error or writes to stderr."""
     path = DOCS_SRC / script
-    with tempfile.TemporaryDirectory(prefix="docs-example-") as new_folder:
+    new_folder = partial(tempfile.TemporaryDirectory, prefix="docs-example-")
+    with nullcontext(folder) if folder else new_folder() as working_folder:
         where, argv = Path.cwd(), sys.argv
         output, errors = io.StringIO(), io.StringIO()
-        os.chdir(folder or new_folder)
+        os.chdir(working_folder)
         sys.argv = [str(path), *args]
         try:
             with redirect_stdout(output), redirect_stderr(errors):

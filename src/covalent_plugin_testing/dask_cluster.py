@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 START_TIMEOUT_SECONDS = 120
 
@@ -42,12 +43,19 @@ class DaskCluster:
 
     def worker_addresses(self) -> list[str]:
         """The addresses of the workers the scheduler knows now."""
-        from distributed import Client
+        with _client(self.address, timeout=30) as client:
+            return sorted(client.scheduler_info()["workers"])
 
-        with warnings.catch_warnings():  # packages this client has and workers lack
-            warnings.simplefilter("ignore", UserWarning)
-            with Client(self.address, timeout=30) as client:
-                return sorted(client.scheduler_info()["workers"])
+
+@contextmanager
+def _client(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    """A ``distributed.Client(*args, **kwargs)`` of this process, closed on exit."""
+    from distributed import Client
+
+    with warnings.catch_warnings():  # packages this client has and workers lack
+        warnings.simplefilter("ignore", UserWarning)
+        with Client(*args, **kwargs) as client:
+            yield client
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -62,12 +70,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _wait_for_workers(python: str, scheduler_file: Path, count: int) -> None:
     if python == sys.executable:  # this environment has Dask: no need for a new process
-        from distributed import Client
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
-                client.wait_for_workers(count, timeout=START_TIMEOUT_SECONDS)
+        with _client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(count, timeout=START_TIMEOUT_SECONDS)
         return
     code = (
         "import sys; from distributed import Client\n"
