@@ -184,9 +184,10 @@ def task_memory(
 ) -> CaseResult:
     """M: memory of the processes of ``tasks_count`` tasks that sleep at the same time.
 
-    Measured once every task has started: the sum over the task processes of
-    their USS (memory only that process holds) and PSS (its share of what it
-    shares), and the launcher's own. Only the async executor runs 20 at once.
+    Measured once every task has started: the sum over the tasks' processes (each
+    task's supervisor and its own process) of their USS (memory only that process
+    holds) and PSS (its share of what it shares), and the launcher's own. Only the
+    async executor runs 20 at once.
     """
     out = CaseResult()
     for rep in range(repetitions):

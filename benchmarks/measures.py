@@ -60,12 +60,13 @@ def median(values: Iterable[float]) -> float:
 
 
 def launcher_and_tasks(server_port: int) -> tuple[psutil.Process, list[psutil.Process]]:
-    """The task launcher of the server listening on ``server_port``, and its tasks."""
+    """The task launcher of the server listening on ``server_port``, and the processes
+    of its tasks (each task's supervisor and the task's own process)."""
     for process in psutil.process_iter(["cmdline"]):
-        if (process.info["cmdline"] or [])[-1:] != [LAUNCHER_BOOT]:
+        if LAUNCHER_BOOT not in (process.info["cmdline"] or []):
             continue
         parent = process.parent()
         listening = parent.net_connections(kind="tcp") if parent else []
         if any(c.status == "LISTEN" and c.laddr.port == server_port for c in listening):
-            return process, process.children()
+            return process, process.children(recursive=True)
     raise LookupError(f"no task launcher runs for the server on port {server_port}")

@@ -136,6 +136,68 @@ def test_subprocesses_left_running_end_with_the_task(executor):
         assert not Path(f"/proc/{pid}").exists()
 
 
+def start_escaping_process(how: str) -> int:
+    """Start a ``sleep 60`` that leaves the task's process group; return its pid."""
+    if how == "new session":
+        return subprocess.Popen(["sleep", "60"], start_new_session=True).pid
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:  # a daemon, the classic way: fork, setsid, fork again
+        os.setsid()
+        if (pid := os.fork()) == 0:
+            os.execvp("sleep", ["sleep", "60"])
+        os.write(write_end, str(pid).encode())
+        os._exit(0)
+    os.wait()
+    return int(os.read(read_end, 32))
+
+
+def is_gone(pid: int, seconds: float = 5) -> bool:
+    """Whether process ``pid`` ends (or is a zombie) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("how", ["new session", "daemon"])
+@pytest.mark.parametrize("ending", ["completes", "fails"])
+def test_nothing_a_task_started_outlives_it(executor, tmp_path, how, ending):
+    marker = tmp_path / "pid"
+
+    def escapes():
+        marker.write_text(str(start_escaping_process(how)))
+        if ending == "fails":
+            os._exit(5)
+
+    if ending == "fails":
+        with pytest.raises(TaskRuntimeError, match="exit code 5"):
+            run(executor, escapes)
+    else:
+        run(executor, escapes)
+    assert is_gone(int(marker.read_text()))
+
+
+def test_the_cpu_time_of_processes_a_task_left_is_counted(executor):
+    """A process in a new session burns 0.5 s of CPU; the task never waits for it."""
+    burn = (
+        "import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.5: pass"
+    )
+
+    def leaves_a_busy_process():
+        busy = subprocess.Popen([sys.executable, "-c", burn], start_new_session=True)
+        while Path(f"/proc/{busy.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.05)  # it has ended; the task does not reap it
+
+    run(executor, leaves_a_busy_process)
+    (record,) = records(executor.timing_filepath)
+    assert record["cpu_seconds"] >= 0.5
+
+
 def test_output_of_every_kind_goes_to_the_tasks_streams_unmixed(tmp_path):
     """Python, file descriptor, C and subprocess output; 8 concurrent tasks."""
     executors = [TimingExecutor(tmp_path / "r.log") for _ in range(8)]
@@ -223,7 +285,7 @@ def test_cancel_kills_the_task_and_records_it(executor, tmp_path):
     marker = tmp_path / "pid"
 
     def sleeps():
-        marker.write_text(str(os.getpid()))
+        marker.write_text(f"{os.getpid()} {start_escaping_process('daemon')}")
         time.sleep(60)
 
     outcome = {}
@@ -248,7 +310,8 @@ def test_cancel_kills_the_task_and_records_it(executor, tmp_path):
     thread.join(timeout=10)
     assert time.monotonic() - cancelled_at < 2
     assert "cancelled" in outcome
-    assert not Path(f"/proc/{marker.read_text()}").exists()
+    task_pid, daemon_pid = map(int, marker.read_text().split())
+    assert not Path(f"/proc/{task_pid}").exists() and is_gone(daemon_pid)
     (record,) = records(executor.timing_filepath)
     assert record["status"] == "CANCELLED" and record["wall_seconds"] < 30
     assert "was cancelled after" in timing.TaskRecord(**record).to_line("text")
@@ -267,7 +330,8 @@ def test_a_task_cancelled_before_it_starts_never_runs(tmp_path):
     assert task.start(marker.touch, [], {}) is False
     task.discard()
     time.sleep(0.5)
-    assert not marker.exists() and not Path(task.folder).exists()
+    assert not marker.exists()
+    assert not Path(timing.task_folder(launcher.folder, task.task_id)).exists()
 
 
 def test_a_dead_launcher_fails_its_tasks_and_a_new_one_takes_over(executor, tmp_path):

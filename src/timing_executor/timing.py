@@ -32,8 +32,8 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -260,6 +260,19 @@ def timed_task(function: Callable, stopwatch: Stopwatch) -> Callable:
     return partial(function.func, timed, *function.args[1:], **function.keywords)
 
 
+def failed_outcome(exc: BaseException, note: str = "") -> TaskOutcome:
+    """The outcome of a task that raised ``exc``, traced from the task on."""
+    frames = exc.__traceback__.tb_next if exc.__traceback__ else None
+    trace = "".join(traceback.format_exception(type(exc), exc, frames))
+    return TaskOutcome(
+        started_at=time.time(),
+        cpu_seconds=0.0,
+        wall_seconds=0.0,
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=note + trace,
+    )
+
+
 def call_and_measure(function: Callable, args: list, kwargs: dict) -> TaskOutcome:
     """Call the task; measure the CPU time of this process (and its children).
 
@@ -267,21 +280,16 @@ def call_and_measure(function: Callable, args: list, kwargs: dict) -> TaskOutcom
     the user's function runs is the task's, its threads and subprocesses included.
     """
     stopwatch = Stopwatch()
-    result = error = trace = None
     try:
         result = timed_task(function, stopwatch)(*args, **kwargs)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt as well
-        error = f"{type(exc).__name__}: {exc}"
-        frames = exc.__traceback__.tb_next  # from the task's own frame on
-        trace = "".join(traceback.format_exception(type(exc), exc, frames))
-    return TaskOutcome(
-        started_at=stopwatch.started_at,
-        cpu_seconds=stopwatch.cpu_seconds,
-        wall_seconds=stopwatch.wall_seconds,
-        result=result,
-        error=error,
-        traceback=trace,
-    )
+        outcome = failed_outcome(exc)
+    else:
+        outcome = TaskOutcome(0.0, 0.0, 0.0, result=result)
+    outcome.started_at = stopwatch.started_at
+    outcome.cpu_seconds = stopwatch.cpu_seconds
+    outcome.wall_seconds = stopwatch.wall_seconds
+    return outcome
 
 
 def redirect_output(folder: str) -> None:
@@ -315,10 +323,14 @@ def run_task_process(folder: str) -> NoReturn:
     status = 0
     try:
         redirect_output(folder)
-        with open(os.path.join(folder, "task.pkl"), "rb") as task_file:
-            cwd, function, args, kwargs = pickle.load(task_file)
-        os.chdir(cwd)
-        outcome = call_and_measure(function, args, kwargs)
+        try:
+            with open(os.path.join(folder, "task.pkl"), "rb") as task_file:
+                cwd, function, args, kwargs = pickle.load(task_file)
+            os.chdir(cwd)
+        except BaseException as exc:  # a module the task needs is missing here, say
+            outcome = failed_outcome(exc, "The task could not be loaded here:\n")
+        else:
+            outcome = call_and_measure(function, args, kwargs)
         try:
             data = cloudpickle.dumps(outcome)
         except Exception as exc:
@@ -334,7 +346,7 @@ def run_task_process(folder: str) -> NoReturn:
         )
     except BaseException:
         traceback.print_exc()
-        status = 70  # the task could not be loaded or its outcome not written
+        status = 70  # the outcome could not be written
     finally:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
@@ -342,101 +354,106 @@ def run_task_process(folder: str) -> NoReturn:
         os._exit(status)
 
 
-# --8<-- [end:task-process]
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36  # from <linux/prctl.h>
 
 
-# --8<-- [start:launcher]
-def serve_tasks(channel_fd: int, sys_path: list[str], tasks_folder: str) -> None:
-    """The launcher: fork one process per task, report how each one ended.
+class Stop(Exception):
+    """SIGTERM reached a task's supervisor: the task is cancelled."""
 
-    It reads ``{"start": id, "folder": ...}`` and ``{"cancel": id}`` lines from
-    the executor and answers ``{"ended": id, "exit_code": ..., "cpu_seconds": ...}``
-    when a task's process is gone. It ends, kills its tasks and removes
-    ``tasks_folder`` when the executor's process closes the channel (for example
-    when the server stops).
+
+def raise_stop(*_: Any) -> NoReturn:
+    raise Stop
+
+
+def supervise_task(folder: str) -> NoReturn:
+    """Run the task written to ``folder`` in a child process; end all it leaves.
+
+    This process adopts every process the task starts, even one in a new session
+    or a daemon (it is a *child subreaper*, on Linux), and reaps them as they end.
+    When the task's process has ended, or at SIGTERM (a cancel), it kills and
+    reaps all that is left, so nothing the task started outlives it, and writes
+    ``ended.json``: the task process's exit code (negative: a signal), its CPU
+    time, and the CPU time of the other processes it left.
     """
-    sys.path[:] = sys_path
-    import gc
-
-    import covalent  # noqa: F401  (loaded once here, so each fork is quick)
-
-    gc.freeze()  # forked tasks then share these objects' memory instead of copying
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the executor
-    channel = socket.socket(fileno=channel_fd)
-    wake_read, wake_write = os.pipe()
-    for fd in (wake_read, wake_write):
-        os.set_blocking(fd, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() via the pipe
-    pids: dict[str, int] = {}  # task id -> pid, while the task's process runs
-    pending = b""
-    while True:
-        readable, _, _ = select.select([channel, wake_read], [], [])
-        if wake_read in readable:
-            os.read(wake_read, 4096)
-        for task_id, exit_code, cpu_seconds in reap_tasks(pids):
-            ending = {
-                "ended": task_id,
-                "exit_code": exit_code,
-                "cpu_seconds": cpu_seconds,
-            }
-            channel.sendall(json.dumps(ending).encode() + b"\n")
-        if channel in readable:
-            data = channel.recv(65536)
-            if not data:
-                break
-            *lines, pending = (pending + data).split(b"\n")
-            for message in map(json.loads, lines):
-                if "start" in message:
-                    pids[message["start"]] = fork_task(
-                        message["folder"], [channel.fileno(), wake_read, wake_write]
-                    )
-                elif message.get("cancel") in pids:
-                    kill_group(pids[message["cancel"]])
-    for pid in pids.values():
-        kill_group(pid)
-        os.waitpid(pid, 0)
-    shutil.rmtree(tasks_folder, ignore_errors=True)
-
-
-def fork_task(folder: str, launcher_fds: list[int]) -> int:
-    """Fork the process of one task, in a process group of its own."""
-    launcher_pid = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the task's process: it must never return to the loop
-        try:
-            if sys.platform == "linux":  # the kernel kills it if the launcher dies
-                ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-            if os.getppid() == launcher_pid:  # else it died before prctl
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, raise_stop)
+    try:
+        redirect_output(folder)  # the supervisor's own errors, too
+        if sys.platform == "linux":
+            ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
+        pid = os.fork()
+        if pid == 0:  # the task's process
+            try:
+                if sys.platform == "linux":  # the kernel kills it if we die
+                    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
-                for fd in launcher_fds:
-                    os.close(fd)
                 os.setpgid(0, 0)
                 run_task_process(folder)
-        finally:
-            os._exit(70)
-    with contextlib.suppress(OSError):  # the child did it first, or has exited
-        os.setpgid(pid, pid)  # also here, so a cancel can never miss the group
-    return pid
+            finally:
+                os._exit(70)
+        ended: dict[str, Any] = {"exit_code": None, "cpu_seconds": 0.0}
+        others = 0.0
+        try:
+            while True:  # the task's process, and orphans that end meanwhile
+                reaped, status, usage = os.wait4(-1, 0)
+                if reaped == pid:
+                    ended["exit_code"] = os.waitstatus_to_exitcode(status)
+                    ended["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+                    break
+                others += usage.ru_utime + usage.ru_stime
+        except Stop:
+            pass
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        kill_group(pid)
+        others += end_descendants()
+        ended["others_cpu_seconds"] = others
+        with open(os.path.join(folder, "ended.json"), "w") as ended_file:
+            json.dump(ended, ended_file)
+    except BaseException:
+        traceback.print_exc()  # into the task's stderr
+    finally:
+        os._exit(0)
 
 
-def reap_tasks(pids: dict[str, int]) -> list[tuple[str, int, float]]:
-    """Collect the tasks whose process ended: ``(task id, exit code, CPU s)``.
+def end_descendants() -> float:
+    """Kill every process below this one and reap it; return their CPU seconds.
 
-    The exit code is negative for a signal. Whatever the task left behind in its
-    process group (subprocesses still running) is killed with it.
+    As a subreaper this process adopts the children of each process it kills,
+    so a few rounds reach them all.
     """
-    ended = []
-    for task_id, pid in list(pids.items()):
-        reaped, status, usage = os.wait4(pid, os.WNOHANG)
-        if reaped:
-            kill_group(pid)
-            del pids[task_id]
-            cpu = usage.ru_utime + usage.ru_stime
-            ended.append((task_id, os.waitstatus_to_exitcode(status), cpu))
-    return ended
+    cpu = 0.0
+    while True:
+        for pid in descendant_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            usage = os.wait4(-1, 0)[2]
+        except ChildProcessError:
+            return cpu
+        cpu += usage.ru_utime + usage.ru_stime
+        with contextlib.suppress(ChildProcessError):
+            while (reaped := os.wait4(-1, os.WNOHANG))[0]:
+                cpu += reaped[2].ru_utime + reaped[2].ru_stime
+
+
+def descendant_pids() -> list[int]:
+    """The processes below this one, from ``/proc`` (none where it is missing)."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError), os.scandir("/proc") as entries:
+        for entry in filter(lambda entry: entry.name.isdigit(), entries):
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    below = [os.getpid()]
+    while below:
+        kids = children.get(below.pop(), [])
+        found.extend(kids)
+        below.extend(kids)
+    return found
 
 
 def kill_group(pid: int) -> None:
@@ -445,18 +462,250 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+# --8<-- [end:task-process]
+
+
+# --8<-- [start:launcher]
+def encode_message(header: dict, blobs: dict[str, bytes] | None = None) -> bytes:
+    """One message between an executor and a launcher: the length of the header
+    (8 bytes), the header as JSON, then the bytes of each blob the header names."""
+    blobs = blobs or {}
+    sizes = {name: len(data) for name, data in blobs.items()}
+    head = json.dumps({**header, "blobs": sizes}).encode()
+    return b"".join([len(head).to_bytes(8, "big"), head, *blobs.values()])
+
+
+class MessageReader:
+    """Cuts a stream of bytes back into messages: ``(header, blobs)`` pairs."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[dict, dict[str, bytes]]]:
+        """Take the next bytes of the stream; return the messages they complete."""
+        self.buffer += data
+        messages = []
+        while len(self.buffer) >= 8:
+            head_end = 8 + int.from_bytes(self.buffer[:8], "big")
+            if len(self.buffer) < head_end:
+                break
+            header = json.loads(self.buffer[8:head_end])
+            sizes = header.pop("blobs")
+            if len(self.buffer) < head_end + sum(sizes.values()):
+                break
+            blobs, offset = {}, head_end
+            for name, size in sizes.items():
+                blobs[name] = bytes(self.buffer[offset : offset + size])
+                offset += size
+            del self.buffer[:offset]
+            messages.append((header, blobs))
+        return messages
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the file descriptor ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def serve_tasks(
+    workdir: str, sys_path: list[str] | None = None, own_workdir: bool = False
+) -> None:
+    """The launcher: run each task it is sent under a supervisor, say how it ended.
+
+    It reads messages on file descriptor 0: ``{"start": id}`` with the pickled
+    task, and ``{"cancel": id}``. Each task gets a folder in ``workdir`` and a
+    supervisor process (:func:`supervise_task`); when that ends, the launcher
+    writes ``{"ended": id, ...}`` with the task's outcome and output to file
+    descriptor 1 and removes the folder. When 0 closes (the executor's process or
+    its connection is gone), it stops its tasks and ends; ``own_workdir`` means
+    the folder is its own, to remove as well.
+    """
+    if sys_path is not None:
+        sys.path[:] = sys_path
+    import gc
+
+    import covalent  # noqa: F401  (loaded once here, so each fork is quick)
+
+    gc.freeze()  # forked tasks then share these objects' memory instead of copying
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the executor
+    wake_read, wake_write = os.pipe()
+    for fd in (wake_read, wake_write):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() via the pipe
+    supervisors: dict[str, int] = {}  # task id -> pid, while the task runs
+    reader = MessageReader()
+    try:
+        while True:
+            readable, _, _ = select.select([0, wake_read], [], [])
+            if wake_read in readable:
+                os.read(wake_read, 4096)
+            for task_id, status in reap_supervisors(supervisors):
+                folder = task_folder(workdir, task_id)
+                message = ended_message(task_id, folder, status)
+                shutil.rmtree(folder, ignore_errors=True)
+                write_all(1, message)
+            if 0 in readable:
+                data = os.read(0, 1 << 20)
+                if not data:
+                    break
+                for header, blobs in reader.feed(data):
+                    if "start" in header:
+                        folder = task_folder(workdir, header["start"])
+                        os.makedirs(folder)
+                        with open(os.path.join(folder, "task.pkl"), "wb") as task:
+                            task.write(blobs["task"])
+                        supervisors[header["start"]] = fork_supervisor(
+                            folder, [wake_read, wake_write]
+                        )
+                    elif header.get("cancel") in supervisors:
+                        os.kill(supervisors[header["cancel"]], signal.SIGTERM)
+    except BrokenPipeError:
+        pass  # nobody reads the answers any more
+    finally:
+        for task_id, pid in supervisors.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+            shutil.rmtree(task_folder(workdir, task_id), ignore_errors=True)
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def task_folder(workdir: str, task_id: str) -> str:
+    return os.path.join(workdir, f"timing-task-{task_id}")
+
+
+def fork_supervisor(folder: str, launcher_fds: list[int]) -> int:
+    """Fork the supervisor of one task, in a process group of its own."""
+    launcher_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the supervisor: it must never return to the loop
+        try:
+            if sys.platform == "linux":  # a SIGTERM if the launcher dies
+                ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+            if os.getppid() == launcher_pid:  # else it died before prctl
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for fd in launcher_fds:
+                    os.close(fd)
+                os.setpgid(0, 0)
+                supervise_task(folder)
+        finally:
+            os._exit(70)
+    with contextlib.suppress(OSError):  # the child did it first, or has exited
+        os.setpgid(pid, pid)  # also here, so a cancel can never miss the group
+    return pid
+
+
+def reap_supervisors(supervisors: dict[str, int]) -> list[tuple[str, int]]:
+    """Collect the supervisors that ended: ``(task id, wait status)``."""
+    ended = []
+    for task_id, pid in list(supervisors.items()):
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            kill_group(pid)  # what is left in its group (no subreaper off Linux)
+            del supervisors[task_id]
+            ended.append((task_id, status))
+    return ended
+
+
+def ended_message(task_id: str, folder: str, status: int) -> bytes:
+    """How the task of ``folder`` ended (``ended.json``, or how its supervisor died)
+    and the files it left: its outcome, stdout and stderr."""
+    try:
+        with open(os.path.join(folder, "ended.json")) as ended_file:
+            ended = json.load(ended_file)
+    except (OSError, ValueError):
+        exit_code = os.waitstatus_to_exitcode(status)
+        ended = {"exit_code": exit_code, "cpu_seconds": 0.0}
+    files = {}
+    for name in ("outcome.pkl", "stdout", "stderr"):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            with open(path, "rb") as file:
+                files[name] = file.read()
+    return encode_message({"ended": task_id, **ended}, files)
+
+
+#: Starts a launcher (or, given a file, one supervised task) in a new Python. It
+#: first checks that this Python, Covalent and cloudpickle are the versions the
+#: executor expects (``argv[1]``), then unpickles what to run: from the first
+#: message on file descriptor 0, or from the file ``argv[2]``. Plain source, so a
+#: Python of another version still runs it and says what differs.
+LAUNCHER_BOOT = """
+import json, os, sys
+expected = json.loads(sys.argv[1])
+found = {"python": "%d.%d" % sys.version_info[:2]}
+if found["python"] == expected["python"]:
+    from importlib import metadata
+    for name in expected:
+        if name != "python":
+            try:
+                found[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                found[name] = "not installed"
+if found != expected:
+    sys.stderr.write("timing-executor versions: " + json.dumps(found) + "\\n")
+    sys.exit(97)
+import pickle
+if sys.argv[2:]:
+    with open(sys.argv[2], "rb") as job:
+        job = pickle.load(job)
+else:
+    def read(size):
+        data = b""
+        while len(data) < size:
+            more = os.read(0, size - len(data))
+            if not more:
+                sys.exit(0)
+            data += more
+        return data
+    job = pickle.loads(read(int.from_bytes(read(8), "big")))
+job()
+"""
+#: The exit code of :data:`LAUNCHER_BOOT` when versions differ.
+VERSIONS_DIFFER = 97
+
+
+def runtime_versions() -> dict[str, str]:
+    """What the far side of a task must run: this Python's minor version, and
+    this Covalent's and cloudpickle's versions (pickles of code need them)."""
+    from importlib import metadata
+
+    return {
+        "python": "{}.{}".format(*sys.version_info[:2]),
+        "covalent": metadata.version("covalent"),
+        "cloudpickle": metadata.version("cloudpickle"),
+    }
+
+
+def boot_message(job: Callable[[], Any]) -> bytes:
+    """The first message to a launcher: ``job`` (what it runs), pickled by value."""
+    data = cloudpickle.dumps(job)
+    return len(data).to_bytes(8, "big") + data
+
+
 # --8<-- [end:launcher]
 
 
 # --8<-- [start:executor-side]
 @dataclass(frozen=True)
 class TaskExit:
-    """How the launcher saw a task's process end."""
+    """How a task ended, as its launcher reported it."""
 
-    #: The process's exit code, minus the signal that killed it, or None if the
-    #: launcher died.
+    #: The exit code of the task's process, minus the signal that killed it, or
+    #: None if it has no report.
     exit_code: int | None
-    cpu_seconds: float  #: The process's whole CPU time, from ``os.wait4``.
+    cpu_seconds: float = 0.0  #: The whole CPU time of the task's process.
+    #: CPU time of the processes the task started and left, ended after it.
+    others_cpu_seconds: float = 0.0
+    #: What the task left: ``outcome.pkl``, ``stdout``, ``stderr``.
+    files: dict = field(default_factory=dict)
+    #: Why no report came: the launcher, or the connection to it, is gone.
+    lost: str | None = None
 
 
 @dataclass
@@ -468,32 +717,19 @@ class TaskState:
     cancelled: bool = False
 
 
-LAUNCHER_BOOT = "import pickle, sys; pickle.loads(sys.stdin.buffer.read())()"
-
-
 class TaskLauncher:
-    """The executor's side of the launcher: start and cancel tasks, hear endings."""
+    """The executor's side of a launcher: start and cancel tasks, hear how they end.
 
-    def __init__(self) -> None:
-        #: Each task's folder is made in here; whichever process outlives the
-        #: other (this one or the launcher) removes it.
-        self.folder = tempfile.mkdtemp(prefix="timing-executor-tasks-")
-        ours, theirs = socket.socketpair()
-        with theirs:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", LAUNCHER_BOOT],
-                stdin=subprocess.PIPE,
-                pass_fds=[theirs.fileno()],
-            )
-            serve = partial(
-                serve_tasks, theirs.fileno(), list(sys.path), self.folder
-            )
-            self.process.stdin.write(cloudpickle.dumps(serve))
-            self.process.stdin.close()
-        self.channel = ours
+    ``send`` hands bytes to the launcher, over whatever connects the two (a socket
+    here, an SSH channel in ``ssh_timing``); what reads the launcher's answers
+    passes each message to :meth:`hear`, and calls :meth:`lost` when none will come.
+    """
+
+    def __init__(self, send: Callable[[bytes], Any]) -> None:
+        self.send = send
         self.lock = threading.Lock()
         self.tasks: dict[str, TaskState] = {}
-        threading.Thread(target=self._hear_endings, daemon=True).start()
+        self.gone: str | None = None  #: Why the launcher is gone, once it is.
 
     def new_task(self) -> str:
         """Register a task; its id is the job handle Covalent keeps for it."""
@@ -502,25 +738,31 @@ class TaskLauncher:
             self.tasks[task_id] = TaskState(exited=Future())
         return task_id
 
-    def start(self, task_id: str, folder: str) -> Future | None:
-        """Start the task written to ``folder``; ``None`` if it was cancelled."""
+    def start(self, task_id: str, task: bytes) -> Future | None:
+        """Start the pickled ``task``; ``None`` if it was cancelled before."""
         with self.lock:
             state = self.tasks[task_id]
             if state.cancelled:
                 return None
             state.started = True
-            self._send({"start": task_id, "folder": folder})
+            if self.gone:
+                state.exited.set_result(TaskExit(None, lost=self.gone))
+            else:
+                self.send(encode_message({"start": task_id}, {"task": task}))
         return state.exited
 
     def cancel(self, task_id: str) -> bool:
-        """Kill the task's processes, or keep it from starting; False if unknown."""
+        """Stop the task and all it started, or keep it from starting.
+
+        ``False`` if the task is unknown.
+        """
         with self.lock:
             state = self.tasks.get(task_id)
             if state is None:
                 return False
             state.cancelled = True
-            if state.started:
-                self._send({"cancel": task_id})
+            if state.started and not self.gone:
+                self.send(encode_message({"cancel": task_id}))
         return True
 
     def was_cancelled(self, task_id: str) -> bool:
@@ -531,37 +773,75 @@ class TaskLauncher:
         with self.lock:
             self.tasks.pop(task_id, None)
 
-    def _send(self, message: dict) -> None:
-        self.channel.sendall(json.dumps(message).encode() + b"\n")
+    def hear(self, header: dict, files: dict[str, bytes]) -> None:
+        """Take a message of the launcher: how a task ended."""
+        with self.lock:
+            state = self.tasks.get(header["ended"])
+        if state is not None and not state.exited.done():
+            state.exited.set_result(
+                TaskExit(
+                    header["exit_code"],
+                    header["cpu_seconds"],
+                    header.get("others_cpu_seconds", 0.0),
+                    files,
+                )
+            )
+
+    def lost(self, reason: str) -> None:
+        """The launcher is gone: its running tasks end with ``reason``."""
+        with self.lock:
+            self.gone = reason
+            states = list(self.tasks.values())
+        for exited in (state.exited for state in states if state.started):
+            with contextlib.suppress(InvalidStateError):  # it ended meanwhile
+                exited.set_result(TaskExit(None, lost=reason))
+
+
+class LocalLauncher(TaskLauncher):
+    """A launcher in a child process of this one, talked to over a socket pair."""
+
+    def __init__(self) -> None:
+        #: Each task's folder is made in here; whichever process outlives the
+        #: other (this one or the launcher) removes it.
+        self.folder = tempfile.mkdtemp(prefix="timing-executor-tasks-")
+        ours, theirs = socket.socketpair()
+        with theirs:
+            versions = json.dumps(runtime_versions())
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", LAUNCHER_BOOT, versions],
+                stdin=theirs,
+                stdout=theirs,
+            )
+        self.channel = ours
+        super().__init__(ours.sendall)
+        serve = partial(serve_tasks, self.folder, sys.path, own_workdir=True)
+        ours.sendall(boot_message(serve))
+        threading.Thread(target=self._hear_endings, daemon=True).start()
 
     def _hear_endings(self) -> None:
-        with contextlib.suppress(OSError), self.channel.makefile("rb") as lines:
-            for line in lines:  # until the launcher is gone
-                ending = json.loads(line)
-                with self.lock:
-                    state = self.tasks.get(ending["ended"])
-                if state is not None:
-                    state.exited.set_result(
-                        TaskExit(ending["exit_code"], ending["cpu_seconds"])
-                    )
-        with self.lock:  # the launcher is gone: its tasks will never report
-            waiting = [state.exited for state in self.tasks.values()]
-        for exited in waiting:
-            if not exited.done():
-                exited.set_result(TaskExit(exit_code=None, cpu_seconds=0.0))
+        reader = MessageReader()
+        with contextlib.suppress(OSError):
+            while data := self.channel.recv(1 << 20):  # until the launcher is gone
+                for header, files in reader.feed(data):
+                    self.hear(header, files)
+        self.lost("the task launcher process died")
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-_launcher: TaskLauncher | None = None
+_launcher: LocalLauncher | None = None
 _launcher_lock = threading.Lock()
 
 
-def task_launcher() -> TaskLauncher:
+def task_launcher() -> LocalLauncher:
     """Return this process's launcher, starting it (again) if needed."""
     global _launcher
     with _launcher_lock:
-        if _launcher is None or _launcher.process.poll() is not None:
-            _launcher = TaskLauncher()
+        if (
+            _launcher is None
+            or _launcher.gone
+            or _launcher.process.poll() is not None
+        ):
+            _launcher = LocalLauncher()
         return _launcher
 
 
@@ -587,16 +867,19 @@ class TaskEnd:
     stderr: str = ""
 
 
-def describe_exit(exit_code: int | None) -> str:
+def describe_exit(exit: TaskExit) -> str:
     """Say, in one line, why a task's process ended without an outcome."""
-    if exit_code is None:
-        return "RuntimeError: the task launcher process died"
-    if exit_code < 0:
-        name = signal.Signals(-exit_code).name
+    if exit.lost is not None:
+        return f"RuntimeError: {exit.lost}"
+    if exit.exit_code is None or exit.exit_code == 0:
+        return "RuntimeError: the task's process ended without a result"
+    if exit.exit_code < 0:
+        name = signal.Signals(-exit.exit_code).name
         oom = " (often the out-of-memory killer)" if name == "SIGKILL" else ""
-        return f"{name}: the task's process was killed by signal {-exit_code}{oom}"
+        number = -exit.exit_code
+        return f"{name}: the task's process was killed by signal {number}{oom}"
     return (
-        f"exit code {exit_code}: the task's process exited before the task "
+        f"exit code {exit.exit_code}: the task's process exited before the task "
         "returned (os._exit() or a crash in C code)"
     )
 
@@ -604,69 +887,63 @@ def describe_exit(exit_code: int | None) -> str:
 class TaskRun:
     """One task in a process of its own, seen from the executor's side."""
 
-    def __init__(self) -> None:
-        self.launcher = task_launcher()
+    def __init__(self, launcher: TaskLauncher | None = None) -> None:
+        self.launcher = launcher or task_launcher()
         self.task_id = self.launcher.new_task()
-        self.folder = os.path.join(self.launcher.folder, self.task_id)
         self.exited: Future | None = None
 
-    def start(self, function: Callable, args: list, kwargs: dict) -> bool:
-        """Hand the task to the launcher; ``False`` if it was cancelled before."""
-        os.mkdir(self.folder)
-        with open(os.path.join(self.folder, "task.pkl"), "wb") as task_file:
-            cloudpickle.dump((os.getcwd(), function, args, kwargs), task_file)
+    def start(
+        self, function: Callable, args: list, kwargs: dict, cwd: str | None = None
+    ) -> bool:
+        """Hand the task to the launcher, to run in ``cwd`` (by default this
+        process's folder); ``False`` if it was cancelled before."""
+        task = cloudpickle.dumps((cwd or os.getcwd(), function, args, kwargs))
         self.started_at, self.wall_start = time.time(), time.perf_counter()
-        self.exited = self.launcher.start(self.task_id, self.folder)
+        self.exited = self.launcher.start(self.task_id, task)
         return self.exited is not None
 
     def end(self) -> TaskEnd:
-        """Read what the finished task left behind, clean up, say how it ended."""
+        """Read what the finished task left behind, say how it ended."""
         try:
             return self._read_end()
         finally:
             self.discard()
 
     def discard(self) -> None:
-        """Stop the task if it still runs, remove its folder, forget it."""
+        """Stop the task if it still runs, and forget it."""
         if self.exited is None or not self.exited.done():
             self.launcher.cancel(self.task_id)
-        shutil.rmtree(self.folder, ignore_errors=True)
         self.launcher.forget(self.task_id)
 
     def _read_end(self) -> TaskEnd:
-        exit = self.exited.result()
+        exit: TaskExit = self.exited.result()
         wall_seconds = time.perf_counter() - self.wall_start
-        outputs = {name: self._read_text(name) for name in ("stdout", "stderr")}
-        outcome_path = os.path.join(self.folder, "outcome.pkl")
-        if os.path.exists(outcome_path):
-            with open(outcome_path, "rb") as outcome_file:
-                outcome: TaskOutcome = pickle.load(outcome_file)
+        outputs = {
+            name: exit.files.get(name, b"").decode(errors="replace")
+            for name in ("stdout", "stderr")
+        }
+        if "outcome.pkl" in exit.files:
+            outcome: TaskOutcome = pickle.loads(exit.files["outcome.pkl"])
             return TaskEnd(
                 status="COMPLETED" if outcome.error is None else "FAILED",
                 started_at=outcome.started_at,
-                cpu_seconds=outcome.cpu_seconds,
+                cpu_seconds=outcome.cpu_seconds + exit.others_cpu_seconds,
                 wall_seconds=outcome.wall_seconds,
                 result=outcome.result,
                 error=outcome.error,
                 report=outcome.traceback,
                 **outputs,
             )
+        cpu_seconds = exit.cpu_seconds + exit.others_cpu_seconds
         end = TaskEnd(
-            "CANCELLED", self.started_at, exit.cpu_seconds, wall_seconds, **outputs
+            "CANCELLED", self.started_at, cpu_seconds, wall_seconds, **outputs
         )
         if self.launcher.was_cancelled(self.task_id):
             end.report = "The task was cancelled: its process was killed.\n"
         else:
-            end.status, end.error = "FAILED", describe_exit(exit.exit_code)
+            end.status, end.error = "FAILED", describe_exit(exit)
             end.report = end.error + ".\n"
         return end
-
-    def _read_text(self, name: str) -> str:
-        try:
-            with open(os.path.join(self.folder, name), errors="replace") as stream:
-                return stream.read()
-        except FileNotFoundError:
-            return ""
 
 
 def report_end(end: TaskEnd, task_metadata: dict, node_name: str, executor) -> Any:
@@ -722,6 +999,7 @@ def refused_tasks(task_group_metadata: dict, data: Any) -> list[TaskUpdate]:
 
 
 # --8<-- [end:executor-side]
+
 
 # --8<-- [start:plugin-attributes]
 executor_plugin_name = "TimingExecutor"
