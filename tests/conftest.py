@@ -1,5 +1,22 @@
 """The test session runs as a plugin author's would: ``covalent_plugin_testing``
 isolates it in a temporary home (before any test module imports covalent) and gives
-the session fixture ``covalent_server``, a real Covalent server."""
+the session fixtures ``covalent_server`` (a real Covalent server) and ``ssh_server``
+(a real sshd), whose tasks run on a Python with Covalent but not this package."""
+
+import pytest
+
+from tests.covalent_only_venv import covalent_only_python, venv_folder
 
 pytest_plugins = ["covalent_plugin_testing"]
+
+
+@pytest.fixture(scope="session")
+def covalent_only(tmp_path_factory) -> str:
+    """The Python of a venv with Covalent and not this package, as a Dask worker's,
+    a remote machine's or a reader's: what runs there shows what a plugin needs."""
+    return covalent_only_python(venv_folder(tmp_path_factory.mktemp("covalent-only") / "venv"))
+
+
+@pytest.fixture(scope="session")
+def ssh_server_python(covalent_only) -> str:
+    return covalent_only

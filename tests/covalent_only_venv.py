@@ -41,3 +41,20 @@ def covalent_only_python(venv: Path) -> str:
 def venv_folder(default: Path) -> Path:
     """``TIMING_EXECUTOR_READER_VENV`` if set (tox keeps it between runs), else ``default``."""
     return Path(os.environ.get("TIMING_EXECUTOR_READER_VENV") or default)
+
+
+#: A cloudpickle release other than the one Covalent 0.240.0 gets (3.1.x).
+OTHER_CLOUDPICKLE = "3.0.0"
+
+
+def other_cloudpickle(folder: Path) -> Path:
+    """Install cloudpickle :data:`OTHER_CLOUDPICKLE` alone into ``folder``; put it
+    first on a Python's ``PYTHONPATH`` to give that Python another version."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--target", str(folder),
+         "--no-deps", f"cloudpickle=={OTHER_CLOUDPICKLE}"],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PIP_CONSTRAINT": ""},
+    )  # fmt: skip
+    return folder

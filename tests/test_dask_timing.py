@@ -8,18 +8,20 @@ import json
 import os
 import re
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import covalent as ct
+import distributed
 import pytest
 import toml
 
 from benchmarks.tasks import cpu_workflow
 from covalent_plugin_testing.dask_cluster import running_dask_cluster
-from covalent_plugin_testing.server import run_client, running_server
-from tests.covalent_only_venv import covalent_only_python, venv_folder
+from covalent_plugin_testing.server import free_port, run_client, running_server
+from tests.covalent_only_venv import OTHER_CLOUDPICKLE, other_cloudpickle
 from tests.workflows import (
     add_multiply_workflow,
     dispatch_and_wait,
@@ -33,10 +35,10 @@ pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory):
+def dask_cluster(tmp_path_factory, covalent_only):
     """A scheduler and 2 workers x 2 threads, run by a Python without this package."""
-    python = covalent_only_python(venv_folder(tmp_path_factory.mktemp("workers") / "venv"))
-    with running_dask_cluster(tmp_path_factory.mktemp("cluster"), python=python) as cluster:
+    folder = tmp_path_factory.mktemp("cluster")
+    with running_dask_cluster(folder, python=covalent_only) as cluster:
         yield cluster
 
 
@@ -163,7 +165,6 @@ def test_cancel_cancels_the_task_on_the_cluster_and_records_it(
 def test_what_a_task_prints_is_in_its_nodes_result(covalent_server, executor):
     @ct.electron(executor=executor)
     def greet(name):
-        import sys
 
         print(f"Hello, {name}!")
         print("on stderr", file=sys.stderr)
@@ -236,3 +237,112 @@ def test_without_a_scheduler_address_run_says_how_to_give_one():
     metadata = {"dispatch_id": "d", "node_id": 0}
     with pytest.raises(ValueError, match=r"no scheduler address: pass scheduler_address="):
         asyncio.run(executor.run(len, [[]], {}, metadata))
+
+
+@pytest.mark.parametrize("option", [{"workdir": "/data"}, {"create_unique_workdir": True}])
+def test_a_working_folder_is_refused_with_the_reason(option):
+    with pytest.raises(ValueError, match="threads of one process, which share one working"):
+        DaskTimingExecutor("tcp://127.0.0.1:8786", "/dev/null", **option)
+
+
+def test_a_scheduler_that_does_not_answer_fails_the_task_naming_its_address(
+    covalent_server, tmp_path
+):
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    executor = DaskTimingExecutor(address, tmp_path / "records.jsonl")
+    started = time.monotonic()
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert str(result.status) == "FAILED"
+    assert time.monotonic() - started < 60  # the executor waits 10 s, not forever
+    error = result.get_node_result(node_ids_by_name(result)["add"])["error"]
+    assert f"No Dask scheduler answers at {address}" in error
+    assert "covalent start --no-cluster" in error
+
+
+def scheduler_clients(address: str) -> int:
+    """How many clients the scheduler at ``address`` knows, this one included."""
+    with distributed.Client(address, timeout=30) as client:
+        return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.clients))
+
+
+def test_cancelling_a_dispatch_of_50_nodes_opens_no_client(
+    covalent_server, dask_cluster, executor, tmp_path
+):
+    """Covalent calls cancel() for every node, on a new executor each time."""
+    assert dispatch_and_wait(add_multiply_workflow(executor), 1, 2).result == 6
+    before = scheduler_clients(dask_cluster.address)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), 49, seconds=2))()
+    deadline = time.monotonic() + 60
+    while not list(markers.iterdir()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ct.cancel(dispatch_id)
+    result = ct.get_result(dispatch_id, wait=True)
+    assert str(result.status) == "CANCELLED"
+    assert scheduler_clients(dask_cluster.address) == before
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.1, 0.3, 0.6, 1.0])
+def test_a_cancel_at_any_moment_cancels_the_dispatch(covalent_server, executor, delay):
+    @ct.electron(executor=executor)
+    def nap():
+        import time
+
+        time.sleep(3)
+
+    @ct.lattice
+    def workflow():
+        return nap()
+
+    dispatch_id = ct.dispatch(workflow)()
+    time.sleep(delay)
+    ct.cancel(dispatch_id)
+    assert str(ct.get_result(dispatch_id, wait=True).status) == "CANCELLED"
+
+
+def test_a_task_that_kills_its_worker_is_run_four_times_then_fails(
+    covalent_server, dask_cluster, executor, tmp_path
+):
+    """distributed.scheduler.allowed-failures is 3: each run kills a worker (its nanny
+    starts a new one), the fourth makes Dask give up."""
+    runs = tmp_path / "runs"
+
+    @ct.electron(executor=executor)
+    def dies():
+        import os
+
+        with open(runs, "a") as file:
+            file.write("run\n")
+        os._exit(1)
+
+    @ct.lattice
+    def workflow():
+        return dies()
+
+    result = dispatch_and_wait(workflow)
+    assert str(result.status) == "FAILED"
+    assert runs.read_text() == "run\n" * 4
+    node = result.get_node_result(node_ids_by_name(result)["dies"])
+    assert "KilledWorker: the task's worker died while running it 4 times" in node["stderr"]
+    (record,) = records(executor, result.dispatch_id)
+    assert record["status"] == "FAILED" and record["error"].startswith("KilledWorker")
+    with distributed.Client(dask_cluster.address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=120)
+
+
+def test_workers_with_other_versions_fail_the_task_naming_them(
+    covalent_server, tmp_path, monkeypatch
+):
+    """A worker whose cloudpickle is another version than the server's."""
+    other = other_cloudpickle(tmp_path / "other-cloudpickle")
+    monkeypatch.setenv("PYTHONPATH", str(other))
+    with running_dask_cluster(tmp_path / "cluster", workers=1, nanny=False) as cluster:
+        executor = DaskTimingExecutor(cluster.address, tmp_path / "records.jsonl")
+        result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert str(result.status) == "FAILED"
+    error = result.get_node_result(node_ids_by_name(result)["add"])["error"]
+    assert "Dask workers run other versions than this Covalent server" in error
+    assert f"'cloudpickle': '{OTHER_CLOUDPICKLE}'" in error
+    assert "pip install covalent==0.240.0" in error

@@ -4,14 +4,15 @@ short name: results, records, and what happens when tasks misbehave or are cance
 import json
 import os
 import re
-import time
 from pathlib import Path
 
 import covalent as ct
 import pytest
 
+from tests.waiting import wait_for_pids, wait_until_gone
 from tests.workflows import (
     add_multiply_workflow,
+    assert_misbehaviour_reported,
     big_result_workflow,
     dispatch_and_wait,
     failing_workflow,
@@ -100,22 +101,7 @@ def test_misbehaving_tasks_fail_only_their_own_node(covalent_server, tmp_path, s
     executor, records = executor_and_records(short_name, form, tmp_path)
     result = dispatch_and_wait(misbehaving_workflow(executor))
     assert str(result.status) == "FAILED"
-    nodes = {name: result.get_node_result(n) for name, n in node_ids_by_name(result).items()}
-    status = {name: str(nodes[name]["status"]) for name in ("prints", "exits", "raises")}
-    assert status == {"prints": "COMPLETED", "exits": "FAILED", "raises": "FAILED"}
-    assert sorted(nodes["prints"]["stdout"].splitlines()) == [
-        "MARKER C puts",
-        "MARKER file descriptor 1",
-        "MARKER print",
-        "MARKER subprocess",
-    ]
-    assert nodes["prints"]["stderr"] == "MARKER print to stderr\n"
-    assert ", in exits\n" in nodes["exits"]["stderr"]
-    assert nodes["exits"]["stderr"].endswith("SystemExit: 3\n")
-    assert nodes["exits_hard"]["stderr"].startswith("exit code 4: the task's process exited")
-    assert nodes["segfaults"]["stderr"].startswith("SIGSEGV: the task's process was killed")
-    assert ", in raises\n" in nodes["raises"]["stderr"]
-    assert nodes["raises"]["stderr"].endswith("ValueError: bad value 7\n")
+    assert_misbehaviour_reported(result)
 
     runs = runs_by_node(records, result.dispatch_id)
     recorded = {name: runs[n].status for name, n in node_ids_by_name(result).items() if n in runs}
@@ -130,24 +116,6 @@ def test_misbehaving_tasks_fail_only_their_own_node(covalent_server, tmp_path, s
     assert_add_and_multiply_recorded(
         dispatch_and_wait(add_multiply_workflow(executor), 1, 2), records
     )
-
-
-def wait_for_pids(marker_dir: Path, count: int) -> list[int]:
-    deadline = time.monotonic() + 60
-    while len(list(marker_dir.iterdir())) < count:
-        assert time.monotonic() < deadline, "the naps did not start"
-        time.sleep(0.05)
-    time.sleep(0.1)  # each file is written at once, but let the last write finish
-    return [int(path.read_text()) for path in marker_dir.iterdir()]
-
-
-def wait_until_gone(pids: list[int], limit: float) -> float:
-    """Seconds until none of ``pids`` runs any more (fails after ``limit``)."""
-    start = time.monotonic()
-    while any(Path(f"/proc/{pid}").exists() for pid in pids):
-        assert time.monotonic() - start < limit, f"still running after {limit} s"
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 @pytest.mark.parametrize(("short_name", "form"), FORMS)

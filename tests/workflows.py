@@ -111,6 +111,26 @@ def misbehaving_workflow(executor, tasks=("prints", "exits", "exits_hard", "segf
     return workflow
 
 
+def assert_misbehaviour_reported(result) -> None:
+    """Each node of a finished :func:`misbehaving_workflow` says what its task did:
+    output in its stdout and stderr, exits, crashes and errors in its stderr."""
+    nodes = {name: result.get_node_result(n) for name, n in node_ids_by_name(result).items()}
+    assert str(nodes["prints"]["status"]) == "COMPLETED"
+    assert sorted(nodes["prints"]["stdout"].splitlines()) == [
+        "MARKER C puts",
+        "MARKER file descriptor 1",
+        "MARKER print",
+        "MARKER subprocess",
+    ]
+    assert nodes["prints"]["stderr"] == "MARKER print to stderr\n"
+    assert ", in exits\n" in nodes["exits"]["stderr"]
+    assert nodes["exits"]["stderr"].endswith("SystemExit: 3\n")
+    assert nodes["exits_hard"]["stderr"].startswith("exit code 4: the task's process exited")
+    assert nodes["segfaults"]["stderr"].startswith("SIGSEGV: the task's process was killed")
+    assert ", in raises\n" in nodes["raises"]["stderr"]
+    assert nodes["raises"]["stderr"].endswith("ValueError: bad value 7\n")
+
+
 def sleeping_workflow(executor, marker_dir: str, tasks: int = 1, seconds: float = 60):
     """Return ``workflow()``: ``tasks`` naps, then a task that needs them all.
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from covalent_plugin_testing.server import CovalentServer, running_server
+from covalent_plugin_testing.ssh_server import SSHServer, running_ssh_server
 
 
 def importable_test_folders(rootpath: Path) -> list[str]:
@@ -41,4 +42,25 @@ def covalent_server(pytestconfig: pytest.Config) -> Iterator[CovalentServer]:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, folders))
     home, port = Path(os.environ["HOME"]), int(os.environ["COVALENT_SVC_PORT"])
     with running_server(home, port) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ssh_server_python() -> str:
+    """The Python that tasks sent over SSH run (the ``python`` of ``ssh_server``):
+    this one. Override this fixture in a ``conftest.py`` to test with another, such
+    as a virtual environment with Covalent but not your plugin."""
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def ssh_server(
+    tmp_path_factory: pytest.TempPathFactory, ssh_server_python: str
+) -> Iterator[SSHServer]:
+    """A real OpenSSH ``sshd`` for the whole session, as the current user on a free port
+    of 127.0.0.1, with its own host key, a client key, ``authorized_keys`` and a
+    ``known_hosts`` file (``.host``, ``.port``, ``.username``, ``.key_file``,
+    ``.known_hosts``, ``.python``, ``.home``); stopped at the end with every process
+    of its sessions. Needs Debian's ``openssh-server``."""
+    with running_ssh_server(tmp_path_factory.mktemp("sshd"), ssh_server_python) as server:
         yield server

@@ -29,7 +29,8 @@ import cloudpickle
 from covalent._shared_files.config import get_config
 from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
 from covalent.executor.executor_plugins import dask as covalent_dask
-from dask.distributed import CancelledError, Client, get_worker
+from dask.distributed import CancelledError, Client, Future, get_worker
+from distributed.scheduler import KilledWorker
 
 # --8<-- [end:imports]
 # --8<-- [start:helper-imports]
@@ -146,14 +147,74 @@ class DaskTaskRecord(TaskRecord):
 
 #: Clients of schedulers, by address and event loop.
 _clients: dict[tuple[str, int], Client] = {}
+#: The workers whose versions were found to match this server's.
+_checked_workers: set[str] = set()
+#: What must match between the server and the cluster: code pickled on one side
+#: is unpickled on the other.
+MATCHING_PACKAGES = ("covalent", "cloudpickle", "dask", "distributed")
 
 
-async def connected_client(scheduler_address: str) -> Client:
-    """A client of the scheduler for this event loop, made once and kept."""
+async def connected_client(scheduler_address: str, timeout: float) -> Client:
+    """A client of the scheduler for this event loop, made once and kept.
+
+    Raises a ``ConnectionError`` that names the address if no scheduler answers
+    there within ``timeout`` seconds.
+    """
     key = (scheduler_address, id(asyncio.get_running_loop()))
     if key not in _clients:
-        _clients[key] = await Client(address=scheduler_address, asynchronous=True)
+        try:
+            _clients[key] = await Client(
+                address=scheduler_address, asynchronous=True, timeout=timeout
+            )
+        except (OSError, TimeoutError) as error:
+            raise ConnectionError(
+                f"No Dask scheduler answers at {scheduler_address} (waited "
+                f"{timeout:g} s: {error}). Start one there, or give the executor "
+                "the address of a running one (scheduler_address=...). "
+                "'covalent start --no-cluster' leaves [dask] scheduler_address "
+                "in covalent.conf pointing at the cluster of an earlier start."
+            ) from None
     return _clients[key]
+
+
+async def check_versions(client: Client) -> None:
+    """Raise a ``RuntimeError`` if a worker runs another Python, Covalent,
+    cloudpickle, Dask or distributed than this server (once per worker)."""
+    identity = await client.scheduler.identity(n_workers=-1)
+    workers = set(identity["workers"])
+    if workers <= _checked_workers:
+        return
+    versions = await client.get_versions(packages=["covalent"])
+    ours = package_versions(versions["client"])
+    differ = {
+        worker: theirs
+        for worker, info in versions["workers"].items()
+        if (theirs := package_versions(info)) != ours
+    }
+    if differ:
+        lines = [f"  this server: {ours}"]
+        lines += [
+            f"  worker {worker}: {theirs}" for worker, theirs in differ.items()
+        ]
+        pins = " ".join(f"{name}=={ours[name]}" for name in MATCHING_PACKAGES)
+        raise RuntimeError(
+            "Dask workers run other versions than this Covalent server, so tasks "
+            "pickled here may not unpickle there:\n" + "\n".join(lines) + "\n"
+            f"Install the server's versions on the workers (pip install {pins}), "
+            f"with Python {ours['python']}."
+        )
+    _checked_workers.update(workers)
+
+
+def package_versions(info: dict) -> dict[str, str | None]:
+    """The Python minor version and the :data:`MATCHING_PACKAGES` versions that
+    ``Client.get_versions`` reports for one process."""
+    packages = info.get("packages") or {}
+    python = ".".join(str(packages.get("python", "")).split(".")[:2])
+    return {
+        "python": python,
+        **{name: packages.get(name) for name in MATCHING_PACKAGES},
+    }
 
 
 def configured_scheduler() -> str:
@@ -171,6 +232,20 @@ def configured_scheduler() -> str:
             "--no-cluster sets [dask] for the cluster it starts)."
         )
     return address
+
+
+def failure_report(error: Exception) -> str:
+    """Say why the cluster could not run a task."""
+    if isinstance(error, KilledWorker):
+        runs = error.allowed_failures + 1
+        return (
+            f"KilledWorker: the task's worker died while running it {runs} times "
+            "(the task called os._exit(), crashed, or ran out of memory, or the "
+            "workers were lost); Dask ran it again on another worker each time, "
+            "then gave up (distributed.scheduler.allowed-failures = "
+            f"{error.allowed_failures}). Each run's side effects happened."
+        )
+    return f"{type(error).__name__}: {error}"
 
 
 # --8<-- [end:executor-side]
@@ -196,7 +271,11 @@ class DaskTimingExecutor(covalent_dask.DaskExecutor):
             ``covalent start`` sets for the cluster it starts.
         timing_filepath: File the records are appended to, on the server's side.
         record_format: ``"text"`` or ``"jsonl"`` (which adds the worker and host).
-        **kwargs: Options of Covalent's ``DaskExecutor``, such as ``workdir``.
+        **kwargs: Options every Covalent executor takes, such as ``log_stdout``.
+
+    Raises:
+        ValueError: For ``workdir`` or ``create_unique_workdir``, which
+            ``DaskExecutor`` takes: a worker's threads share one working folder.
     """
 
     #: Covalent uses run(), not its send/poll/receive path (see the how-to page).
@@ -204,6 +283,8 @@ class DaskTimingExecutor(covalent_dask.DaskExecutor):
     #: The clock of the task's CPU time, read on the worker. A worker runs tasks
     #: in threads of one process: only the thread's clock is the task's alone.
     worker_cpu_clock = staticmethod(time.thread_time)
+    #: Seconds to wait for the scheduler to answer before the task fails.
+    connect_timeout = 10.0
 
     def __init__(
         self,
@@ -212,6 +293,15 @@ class DaskTimingExecutor(covalent_dask.DaskExecutor):
         record_format: str = "text",
         **kwargs: Any,
     ) -> None:
+        for option in ("workdir", "create_unique_workdir"):
+            if option in kwargs:
+                given = f"{option}={kwargs[option]!r}"
+                raise ValueError(
+                    f"DaskTimingExecutor does not take {given}: "
+                    "a Dask worker runs its tasks in threads of one process, which "
+                    "share one working folder, so a folder per task cannot hold. "
+                    "Give the task absolute paths instead."
+                )
         super().__init__(scheduler_address=scheduler_address, **kwargs)
         self.timing_filepath = resolve_timing_filepath(timing_filepath)
         self.record_format = check_record_format(record_format)
@@ -222,17 +312,20 @@ class DaskTimingExecutor(covalent_dask.DaskExecutor):
         """Run the task on a worker, record it, return its result."""
         dispatch_id, node_id = task_ids(task_metadata)  # bad metadata fails first
         self.scheduler_address = self.scheduler_address or configured_scheduler()
-        if hasattr(self, "_send_queue") and await self.get_cancel_requested():
-            raise TaskCancelledError("The dispatch was cancelled.")
-        client = await connected_client(self.scheduler_address)
+        client = await connected_client(
+            self.scheduler_address, self.connect_timeout
+        )
+        await check_versions(client)
         key = f"timing-{dispatch_id}-{node_id}-{uuid.uuid4().hex}"  # never merged
         clock = self.worker_cpu_clock
         future = client.submit(
             ByValue(run_on_worker), function, args, kwargs, clock, key=key
         )
-        if hasattr(self, "_send_queue"):
-            await self.set_job_handle(key)  # what DaskExecutor.cancel() gets back
         submitted_at, wall_start = time.time(), time.perf_counter()
+        if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
+            await self.set_job_handle(key)  # what cancel() gets back
+            if await self.get_cancel_requested():  # asked before it was saved
+                await client.cancel([future], force=True)
         try:
             report = await future
         except Exception as error:  # cancelled, or its workers kept dying
@@ -243,9 +336,7 @@ class DaskTimingExecutor(covalent_dask.DaskExecutor):
                 raise TaskCancelledError(
                     "The task was cancelled on the cluster."
                 ) from None
-            report["error"] = report["traceback"] = (
-                f"{type(error).__name__}: {error}"
-            )
+            report["error"] = report["traceback"] = failure_report(error)
             report["stdout"] = report["stderr"] = ""
         print(report["stdout"], end="", file=self.task_stdout or sys.stdout)
         print(report["stderr"], end="", file=self.task_stderr or sys.stderr)
@@ -256,6 +347,19 @@ class DaskTimingExecutor(covalent_dask.DaskExecutor):
                 print(report["traceback"], end="", file=self.task_stderr)
             raise TaskRuntimeError(report["traceback"])
         return report["result"]
+
+    async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
+        """Cancel the task's future on the cluster, with the client run() uses.
+
+        Covalent calls this for every node of a cancelled dispatch; a node that
+        saved no job handle (``None``) was never submitted.
+        """
+        if not isinstance(job_handle, str):
+            return False
+        address = self.scheduler_address or configured_scheduler()
+        client = await connected_client(address, self.connect_timeout)
+        await client.cancel([Future(job_handle, client=client)], force=True)
+        return True
 
     def _record(
         self, task_metadata: dict, function: Callable, report: dict, status: str

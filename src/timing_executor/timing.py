@@ -524,6 +524,7 @@ def serve_tasks(
     """
     if sys_path is not None:
         sys.path[:] = sys_path
+    workdir = os.path.abspath(workdir)
     import gc
 
     import covalent  # noqa: F401  (loaded once here, so each fork is quick)
@@ -946,10 +947,18 @@ class TaskRun:
         return end
 
 
-def report_end(end: TaskEnd, task_metadata: dict, node_name: str, executor) -> Any:
+def report_end(
+    end: TaskEnd,
+    task_metadata: dict,
+    node_name: str,
+    executor,
+    record_type: type[TaskRecord] = TaskRecord,
+    **details: Any,
+) -> Any:
     """Record the task and pass its output on; return its result or raise.
 
-    ``executor`` gives the record's file and format and the task's streams.
+    ``executor`` gives the record's file and format and the task's streams;
+    ``details`` fill the other fields of a ``record_type`` (where the task ran).
     Raises Covalent's ``TaskRuntimeError`` (the node FAILS, with the traceback in
     its stderr) or ``TaskCancelledError`` (the node is CANCELLED).
     """
@@ -957,7 +966,7 @@ def report_end(end: TaskEnd, task_metadata: dict, node_name: str, executor) -> A
     task_stderr = executor.task_stderr  # None when run() is called by hand
     print(end.stdout, end="", file=executor.task_stdout or sys.stdout)
     print(end.stderr, end="", file=task_stderr or sys.stderr)
-    record = TaskRecord(
+    record = record_type(
         dispatch_id=dispatch_id,
         node_id=node_id,
         node_name=node_name,
@@ -966,6 +975,7 @@ def report_end(end: TaskEnd, task_metadata: dict, node_name: str, executor) -> A
         wall_seconds=end.wall_seconds,
         status=end.status,
         error=end.error,
+        **details,
     )
     line = record.to_line(executor.record_format)
     append_record(executor.timing_filepath, line, task_stderr)

@@ -25,7 +25,6 @@ from tests.browser.site import (
     new_reader_page,
     serve_folder,
 )
-from tests.covalent_only_venv import covalent_only_python, venv_folder
 
 ENABLED = os.environ.get("TIMING_EXECUTOR_BROWSER_TESTS") == "1"
 SITE = Path(os.environ.get("TIMING_EXECUTOR_SITE", REPOSITORY / "build" / "html"))
@@ -95,10 +94,10 @@ def screenshots() -> Path:
 
 
 @pytest.fixture(scope="session")
-def reader_python(tmp_path_factory) -> str:
+def reader_python(covalent_only) -> str:
     """The Python of a venv with Covalent only, like a reader's without this package.
 
     ``TIMING_EXECUTOR_READER_VENV`` chooses where it lives (tox keeps it between
     runs); otherwise it is made in a temporary folder.
     """
-    return covalent_only_python(venv_folder(tmp_path_factory.mktemp("reader") / "venv"))
+    return covalent_only

@@ -1,0 +1,354 @@
+"""Time tasks on another machine over SSH: ``SSHTimingExecutor``.
+
+The executor starts a *launcher* on the remote machine, once per connection, over
+one SSH channel: the same launcher that runs tasks locally for ``TimingExecutor``
+(``timing.serve_tasks``), sent over by value, so the remote machine needs Python
+and Covalent but not this package. The launcher forks each task into a process of
+its own under a supervisor, which measures its CPU time there and ends every
+process it left. The task's outcome and output come back over the channel; the
+record is appended here, on the server.
+"""
+
+# --8<-- [start:imports]
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import asyncssh
+import cloudpickle
+from covalent._shared_files.exceptions import TaskCancelledError
+from covalent.executor.base import AsyncBaseExecutor
+from covalent.executor.schemas import TaskUpdate
+
+from timing_executor import timing
+from timing_executor.ssh_connection import (
+    SSHTarget,
+    connection,
+    discard,
+    remote_quote,
+)
+from timing_executor.timing import (
+    DEFAULT_TIMING_FILEPATH,
+    LAUNCHER_BOOT,
+    VERSIONS_DIFFER,
+    MessageReader,
+    TaskEnd,
+    TaskLauncher,
+    TaskRecord,
+    TaskRun,
+    boot_message,
+    check_record_format,
+    refused_tasks,
+    report_end,
+    resolve_timing_filepath,
+    runtime_versions,
+    serve_tasks,
+    task_ids,
+    task_name,
+)
+
+# The launcher and the code that runs tasks go to the remote machine by value.
+cloudpickle.register_pickle_by_value(timing)
+# --8<-- [end:imports]
+
+
+# --8<-- [start:remote-side]
+@dataclass(frozen=True)
+class RemoteSide:
+    """How the launcher starts on the remote machine."""
+
+    python_path: str
+    remote_workdir: str
+    env: tuple[tuple[str, str], ...] = ()
+    prerun_command: str = ""
+
+    def command(self) -> str:
+        """The command that starts the launcher: ``sh -c`` runs it, whatever the
+        remote user's shell. Covalent there keeps its configuration in a
+        temporary folder, removed when the launcher ends."""
+        workdir = remote_quote(self.remote_workdir)
+        steps = [f"mkdir -p {workdir}", f"cd {workdir}"]
+        if self.prerun_command:
+            steps.append(self.prerun_command)
+        exports = "".join(f"{name}={shlex.quote(v)} " for name, v in self.env)
+        python = remote_quote(self.python_path)
+        versions = shlex.quote(json.dumps(runtime_versions()))
+        launch = (
+            f'{exports}COVALENT_CONFIG_DIR="$config" {python}'
+            f" -c {shlex.quote(LAUNCHER_BOOT)} {versions}"
+        )
+        steps.append(
+            f'config=$(mktemp -d) && {{ {launch}; status=$?; rm -rf "$config"; '
+            "exit $status; }"
+        )
+        return "sh -c " + shlex.quote(" && ".join(steps))
+
+
+class RemoteLauncher(TaskLauncher):
+    """A launcher on another machine, talked to over one channel of an SSH
+    connection. Its tasks fail with a message naming ``host:port`` when it ends."""
+
+    def __init__(
+        self,
+        process: asyncssh.SSHClientProcess,
+        target: SSHTarget,
+        side: RemoteSide,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        super().__init__(partial(loop.call_soon_threadsafe, process.stdin.write))
+        self.process, self.target, self.side = process, target, side
+        process.stdin.write(boot_message(partial(serve_tasks, ".")))
+        self.hearing = asyncio.create_task(self._hear_endings())
+
+    async def _hear_endings(self) -> None:
+        reader, errors = MessageReader(), bytearray()
+        gathering = asyncio.create_task(_gather(self.process.stderr, errors))
+        try:
+            while data := await self.process.stdout.read(1 << 20):
+                for header, files in reader.feed(data):
+                    self.hear(header, files)
+        except (asyncssh.Error, OSError):
+            pass  # the connection dropped: said below
+        await asyncio.wait([gathering], timeout=1)
+        status = self.process.exit_status
+        self.lost(self.why_ended(status, errors.decode(errors="replace")))
+
+    def why_ended(self, status: int | None, stderr: str) -> str:
+        """Say why the launcher ended, and what to do."""
+        where, python = self.target.where, self.side.python_path
+        if status == VERSIONS_DIFFER:
+            found = stderr.rpartition("timing-executor versions: ")[2].strip()
+            wanted = runtime_versions()
+            pins = " ".join(
+                f"{name}=={wanted[name]}" for name in ("covalent", "cloudpickle")
+            )
+            return (
+                f"{where}: {python} runs other versions than this server "
+                f"({found} there, {json.dumps(wanted)} here), so tasks pickled "
+                f"here may not unpickle there. Install them there ({python} -m "
+                f"pip install {pins}, with Python {wanted['python']}), or set "
+                "python_path to a Python that has them."
+            )
+        if status == 127:
+            return (
+                f"{where}: the remote Python {python!r} was not found "
+                f"({stderr.strip()}). Set python_path to its absolute path there: "
+                "SSH commands run with a short PATH."
+            )
+        if status is None:
+            return f"the connection to {where} was lost while the task ran"
+        return (
+            f"the task launcher on {where} ended with exit status {status}: "
+            f"{stderr.strip()[-2000:]}"
+        )
+
+
+async def _gather(stream: asyncssh.SSHReader, into: bytearray) -> None:
+    """Read ``stream`` to its end into ``into``, keeping the last 64 kB."""
+    with contextlib.suppress(asyncssh.Error, OSError):
+        while data := await stream.read(1 << 16):
+            into += data
+            del into[: -(1 << 16)]
+
+
+#: The launchers, by target, remote side and event loop.
+_launchers: dict[tuple, RemoteLauncher] = {}
+_starting: dict[tuple, asyncio.Lock] = {}
+
+
+async def remote_launcher(target: SSHTarget, side: RemoteSide) -> RemoteLauncher:
+    """The running launcher for ``target`` and ``side``, started if needed."""
+    key = (target, side, id(asyncio.get_running_loop()))
+    async with _starting.setdefault(key, asyncio.Lock()):
+        launcher = _launchers.get(key)
+        if launcher is None or launcher.gone:
+            try:
+                process = await (await connection(target)).create_process(
+                    side.command(), encoding=None
+                )
+            except (asyncssh.Error, OSError):  # the connection had dropped
+                discard(target)
+                process = await (await connection(target)).create_process(
+                    side.command(), encoding=None
+                )
+            _launchers[key] = RemoteLauncher(process, target, side)
+        return _launchers[key]
+
+
+def find_launcher(target: SSHTarget, side: RemoteSide) -> RemoteLauncher | None:
+    """The launcher for ``target`` and ``side`` of this event loop, if one runs."""
+    return _launchers.get((target, side, id(asyncio.get_running_loop())))
+
+
+# --8<-- [end:remote-side]
+
+
+# --8<-- [start:plugin-attributes]
+executor_plugin_name = "SSHTimingExecutor"
+
+_EXECUTOR_PLUGIN_DEFAULTS = {
+    "hostname": "",
+    "port": 22,
+    "username": "",
+    "ssh_key_file": "",
+    "known_hosts": "~/.ssh/known_hosts",
+    "python_path": "python3",
+    "remote_workdir": "covalent-workdir",
+    "env": {},
+    "prerun_command": "",
+    "connect_timeout": 10.0,
+    "timing_filepath": DEFAULT_TIMING_FILEPATH,
+    "record_format": "text",
+}
+
+#: Threads for pickling and unpickling tasks, off the event loop.
+_pickling_threads = ThreadPoolExecutor(4, thread_name_prefix="ssh-timing")
+
+
+@dataclass(frozen=True)
+class RemoteTaskRecord(TaskRecord):
+    """A task's record, with the machine that ran it."""
+
+    host: str | None = None  #: The ``hostname`` the task ran on.
+
+
+# --8<-- [end:plugin-attributes]
+
+
+# --8<-- [start:executor]
+class SSHTimingExecutor(AsyncBaseExecutor):
+    """Run each task on another machine over SSH and record its CPU time.
+
+    Args:
+        hostname: The machine to run tasks on.
+        port: Its SSH port.
+        username: Who to log in as; empty: the user the server runs as.
+        ssh_key_file: The private key to log in with; empty: the default keys
+            (``~/.ssh/id_*``) and the SSH agent.
+        known_hosts: The file of trusted host keys; the host's key is always
+            checked against it.
+        python_path: The Python that runs tasks there, with the same Covalent,
+            cloudpickle and Python minor version as the server. Best absolute:
+            SSH commands run with a short ``PATH``.
+        remote_workdir: The folder tasks run in there (made if missing); relative
+            paths start at the remote user's home.
+        env: Environment variables for the tasks.
+        prerun_command: A shell command run there before the tasks' Python starts,
+            such as ``source ~/venv/bin/activate`` or ``module load python``.
+        connect_timeout: Seconds to wait for the login.
+        timing_filepath: File the records are appended to, on the server.
+        record_format: ``"text"`` or ``"jsonl"`` (which adds the host).
+        **kwargs: Options every Covalent executor takes, such as ``log_stdout``.
+
+    Raises:
+        ValueError: If a value cannot work (the message names it and the fix).
+    """
+
+    def __init__(
+        self,
+        hostname: str = "",
+        port: int = 22,
+        username: str = "",
+        ssh_key_file: str = "",
+        known_hosts: str = "~/.ssh/known_hosts",
+        python_path: str = "python3",
+        remote_workdir: str = "covalent-workdir",
+        env: dict[str, str] | None = None,
+        prerun_command: str = "",
+        connect_timeout: float = 10.0,
+        timing_filepath: str | os.PathLike = DEFAULT_TIMING_FILEPATH,
+        record_format: str = "text",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hostname, self.port, self.username = hostname, port, username
+        self.ssh_key_file, self.known_hosts = ssh_key_file, known_hosts
+        self.python_path, self.remote_workdir = python_path, remote_workdir
+        self.env, self.prerun_command = dict(env or {}), prerun_command
+        self.connect_timeout = connect_timeout
+        self.timing_filepath = resolve_timing_filepath(timing_filepath)
+        self.record_format = check_record_format(record_format)
+        self.side()  # values that cannot work fail here, on the client
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ValueError(f"port {port!r} is not a TCP port (1-65535).")
+
+    def target(self) -> SSHTarget:
+        return SSHTarget(
+            self.hostname,
+            self.port,
+            self.username,
+            self.ssh_key_file,
+            self.known_hosts,
+            self.connect_timeout,
+        )
+
+    def side(self) -> RemoteSide:
+        for name in self.env:
+            if not name.isidentifier():
+                raise ValueError(f"env name {name!r} is not a variable name.")
+        env = tuple(sorted((name, str(value)) for name, value in self.env.items()))
+        return RemoteSide(
+            self.python_path, self.remote_workdir, env, self.prerun_command
+        )
+
+    async def run(
+        self, function: Callable, args: list, kwargs: dict, task_metadata: dict
+    ) -> Any:
+        """Run the task in a process of its own on the remote machine."""
+        task_ids(task_metadata)  # bad metadata fails before anything starts
+        report = partial(
+            report_end, record_type=RemoteTaskRecord, host=self.hostname
+        )
+        name, started_at = task_name(function), time.time()
+        try:
+            launcher = await remote_launcher(self.target().check(), self.side())
+        except (ConnectionError, ValueError) as error:
+            end = TaskEnd("FAILED", started_at, 0.0, 0.0)
+            end.error = f"{type(error).__name__}: {error}"
+            end.report = end.error + "\n"
+            return report(end, task_metadata, name, self)
+        loop = asyncio.get_running_loop()
+        task = TaskRun(launcher)
+        try:
+            start = partial(task.start, function, args, kwargs, cwd=".")
+            if not await loop.run_in_executor(_pickling_threads, start):
+                raise TaskCancelledError("The task was cancelled before it began.")
+            if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
+                await self.set_job_handle(task.task_id)  # what cancel() gets back
+                if await self.get_cancel_requested():  # asked before it was saved
+                    launcher.cancel(task.task_id)
+            await asyncio.wrap_future(task.exited)  # the event loop stays free
+            end = await loop.run_in_executor(_pickling_threads, task.end)
+        finally:
+            task.discard()
+        return await loop.run_in_executor(
+            _pickling_threads, partial(report, end, task_metadata, name, self)
+        )
+
+    async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
+        """Stop the task and every process it started on the remote machine.
+
+        Covalent calls this on a new executor, for every node of the dispatch;
+        the launcher of this executor's host and settings knows the task.
+        """
+        if not isinstance(job_handle, str) or not self.hostname:
+            return False
+        launcher = find_launcher(self.target(), self.side())
+        return launcher is not None and launcher.cancel(job_handle)
+
+    async def receive(
+        self, task_group_metadata: dict, data: Any
+    ) -> list[TaskUpdate]:
+        """Report CANCELLED the tasks Covalent refused to start."""
+        return refused_tasks(task_group_metadata, data)
+
+
+# --8<-- [end:executor]

@@ -1,0 +1,315 @@
+"""SSHTimingExecutor against a real OpenSSH sshd (the kit's ``ssh_server`` fixture),
+whose tasks run on a Python with Covalent but not this package, and a real Covalent
+server: results, records, output and exits, CPU time, every way the connection can
+fail, one connection for many tasks, cancellation, and nothing left behind."""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import covalent as ct
+import pytest
+import toml
+
+from benchmarks.tasks import cpu_workflow
+from covalent_plugin_testing.server import free_port, run_client, running_server
+from tests.covalent_only_venv import OTHER_CLOUDPICKLE, other_cloudpickle
+from tests.waiting import wait_for_pids, wait_until_gone
+from tests.workflows import (
+    add_multiply_workflow,
+    assert_misbehaviour_reported,
+    dispatch_and_wait,
+    misbehaving_workflow,
+    node_ids_by_name,
+    sleeping_workflow,
+)
+from timing_executor.ssh_timing import SSHTimingExecutor
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def remote_workdir(ssh_server) -> Path:
+    return Path(tempfile.mkdtemp(dir=ssh_server.home, prefix="workdir-"))
+
+
+@pytest.fixture
+def options(ssh_server, remote_workdir) -> dict:
+    """What the executor needs to reach the fixture's sshd."""
+    return {
+        "hostname": ssh_server.host,
+        "port": ssh_server.port,
+        "username": ssh_server.username,
+        "ssh_key_file": ssh_server.key_file,
+        "known_hosts": ssh_server.known_hosts,
+        "python_path": ssh_server.python,
+        "remote_workdir": str(remote_workdir),
+    }
+
+
+@pytest.fixture
+def executor(options, tmp_path):
+    return SSHTimingExecutor(
+        **options, timing_filepath=tmp_path / "records.jsonl", record_format="jsonl"
+    )
+
+
+def records(executor, dispatch_id: str) -> dict[int, dict]:
+    """The records of one dispatch, by node id."""
+    lines = Path(executor.timing_filepath).read_text().splitlines()
+    runs = [json.loads(line) for line in lines]
+    return {run["node_id"]: run for run in runs if run["dispatch_id"] == dispatch_id}
+
+
+def logins(ssh_server) -> int:
+    return ssh_server.log.read_text().count("Accepted publickey")
+
+
+def error_of(result, name: str) -> str:
+    """What the node says went wrong: its stderr for TaskRuntimeError, else its error."""
+    node = result.get_node_result(node_ids_by_name(result)[name])
+    return node["stderr"] or node["error"] or ""
+
+
+def test_a_workflow_runs_there_and_is_recorded_here(covalent_server, executor, remote_workdir):
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert str(result.status) == "COMPLETED", result.error
+    assert result.result == 6
+    runs = records(executor, result.dispatch_id)
+    assert sorted(run["node_name"] for run in runs.values()) == ["add", "multiply"]
+    assert {(run["status"], run["host"]) for run in runs.values()} == {("COMPLETED", "127.0.0.1")}
+    assert list(remote_workdir.iterdir()) == []
+
+
+def test_tasks_run_in_the_remote_workdir_in_processes_of_their_own(
+    covalent_server, executor, remote_workdir
+):
+    @ct.electron(executor=executor)
+    def where():
+        import importlib.util
+        import os
+
+        return os.getcwd(), os.getpid(), importlib.util.find_spec("timing_executor")
+
+    @ct.lattice
+    def workflow():
+        return [where() for _ in range(3)]
+
+    result = dispatch_and_wait(workflow)
+    assert str(result.status) == "COMPLETED", result.error
+    folders, pids, packages = zip(*result.result, strict=True)
+    assert set(folders) == {str(remote_workdir)}
+    assert len(set(pids)) == 3 and os.getpid() not in pids
+    assert packages == (None, None, None)  # the remote side has Covalent only
+
+
+def test_cpu_time_is_measured_there_and_is_each_tasks_own(covalent_server, executor, tmp_path):
+    """4 CPU-bound tasks that meet at a barrier on a 2-core machine."""
+    barrier = tempfile.mkdtemp(dir=tmp_path)
+    result = dispatch_and_wait(cpu_workflow(executor, 4, 0.5, barrier), 4)
+    assert str(result.status) == "COMPLETED", result.error
+    runs = records(executor, result.dispatch_id)
+    graph = result.lattice.transport_graph
+    for node in graph._graph.nodes:
+        if graph.get_node_value(node, "name") == "burn":
+            truth, _, _, met = graph.get_node_value(node, "output").get_deserialized()
+            assert met
+            assert runs[node]["cpu_seconds"] / truth == pytest.approx(1.0, abs=0.03)
+
+
+def test_output_tracebacks_and_exits_reach_the_nodes_result(
+    covalent_server, executor, remote_workdir
+):
+    result = dispatch_and_wait(misbehaving_workflow(executor))
+    assert_misbehaviour_reported(result)
+    runs = records(executor, result.dispatch_id)
+    assert sorted(run["status"] for run in runs.values()) == ["COMPLETED"] + ["FAILED"] * 4
+    assert dispatch_and_wait(add_multiply_workflow(executor), 1, 2).result == 6
+    assert list(remote_workdir.iterdir()) == []
+
+
+def other_host_key(tmp_path: Path, ssh_server) -> str:
+    """A known_hosts file that holds another key for the fixture's host."""
+    key = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    kind, text = key.with_suffix(".pub").read_text().split()[:2]
+    changed = tmp_path / "changed_known_hosts"
+    changed.write_text(f"[{ssh_server.host}]:{ssh_server.port} {kind} {text}\n")
+    return str(changed)
+
+
+def other_client_key(tmp_path: Path) -> str:
+    key = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    return str(key)
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("unknown host key", "is not the one"),
+        ("changed host key", "is not the one"),
+        ("refused connection", "refused the connection: no SSH server listens"),
+        ("refused login", "was refused. Add the public key"),
+        ("missing Python", "the remote Python '/nowhere/python3' was not found"),
+    ],
+)
+def test_each_connection_problem_fails_the_node_within_seconds_naming_it(
+    covalent_server, ssh_server, options, tmp_path, problem, message
+):
+    changes = {
+        "unknown host key": {"known_hosts": str(tmp_path / "empty_known_hosts")},
+        "changed host key": {"known_hosts": other_host_key(tmp_path, ssh_server)},
+        "refused connection": {"port": free_port()},
+        "refused login": {"ssh_key_file": other_client_key(tmp_path)},
+        "missing Python": {"python_path": "/nowhere/python3"},
+    }[problem]
+    (tmp_path / "empty_known_hosts").touch()
+    executor = SSHTimingExecutor(**(options | changes), timing_filepath=tmp_path / "r.jsonl")
+    started = time.monotonic()
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert time.monotonic() - started < 30
+    assert str(result.status) == "FAILED"
+    error = error_of(result, "add")
+    port = changes.get("port", ssh_server.port)
+    assert f"127.0.0.1:{port}" in error and message in error
+    if "host key" in problem:
+        assert f"ssh-keyscan -p {port} 127.0.0.1 >> " in error
+    recorded = Path(executor.timing_filepath).read_text()
+    assert "failed (ConnectionError)" in recorded or "failed (RuntimeError)" in recorded
+
+
+def test_a_remote_python_with_other_versions_fails_the_node_naming_them(
+    covalent_server, options, tmp_path
+):
+    other = other_cloudpickle(tmp_path / "other-cloudpickle")
+    executor = SSHTimingExecutor(**options, env={"PYTHONPATH": str(other)})
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert str(result.status) == "FAILED"
+    error = error_of(result, "add")
+    assert "runs other versions than this server" in error
+    assert (
+        f'"cloudpickle": "{OTHER_CLOUDPICKLE}"' in error
+        and "pip install covalent==0.240.0" in error
+    )
+
+
+def test_a_dropped_connection_fails_the_running_task_and_the_next_one_reconnects(
+    covalent_server, ssh_server, executor, tmp_path, remote_workdir
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), seconds=60))()
+    (task_pid,) = wait_for_pids(markers, 1)
+    for session in ssh_server.session_pids():
+        ssh_server.kill_session(session)
+    dropped_at = time.monotonic()
+    result = ct.get_result(dispatch_id, wait=True)
+    assert time.monotonic() - dropped_at < 20
+    assert str(result.status) == "FAILED"
+    assert f"the connection to 127.0.0.1:{ssh_server.port} was lost" in error_of(result, "nap")
+    wait_until_gone([task_pid], limit=5)  # the launcher saw its channel close
+    assert dispatch_and_wait(add_multiply_workflow(executor), 1, 2).result == 6
+    assert list(remote_workdir.iterdir()) == []
+
+
+def test_a_hundred_tasks_at_once_share_one_connection(covalent_server, ssh_server, executor):
+    @ct.electron(executor=executor)
+    def square(x):
+        return x * x
+
+    @ct.lattice
+    def workflow():
+        return [square(x) for x in range(100)]
+
+    before = logins(ssh_server)
+    result = dispatch_and_wait(workflow)
+    assert str(result.status) == "COMPLETED", result.error
+    assert result.result == [x * x for x in range(100)]
+    assert logins(ssh_server) - before <= 2
+    assert len(records(executor, result.dispatch_id)) == 100
+
+
+def test_cancel_stops_the_remote_task_and_what_it_started_within_2_seconds(
+    covalent_server, executor, tmp_path, remote_workdir
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+
+    @ct.electron(executor=executor)
+    def nap_with_a_daemon():
+        import os
+        import subprocess
+        import time
+
+        daemon = subprocess.Popen(["sleep", "120"], start_new_session=True)
+        (markers / "task").write_text(str(os.getpid()))
+        (markers / "daemon").write_text(str(daemon.pid))
+        time.sleep(120)
+
+    @ct.lattice
+    def workflow():
+        return nap_with_a_daemon()
+
+    dispatch_id = ct.dispatch(workflow)()
+    pids = wait_for_pids(markers, 2)
+    ct.cancel(dispatch_id)
+    assert wait_until_gone(pids, limit=2) < 2
+    result = ct.get_result(dispatch_id, wait=True)
+    assert str(result.status) == "CANCELLED"
+    node = node_ids_by_name(result)["nap_with_a_daemon"]
+    assert str(result.get_node_result(node)["status"]) == "CANCELLED"
+    assert records(executor, dispatch_id)[node]["status"] == "CANCELLED"
+    deadline = time.monotonic() + 5
+    while list(remote_workdir.iterdir()):
+        assert time.monotonic() < deadline, "the task's folder was left"
+        time.sleep(0.05)
+
+
+BY_SHORT_NAME = """
+import json
+from tests.workflows import add_multiply_workflow, dispatch_and_wait
+result = dispatch_and_wait(add_multiply_workflow("ssh_timing"), 1, 2)
+print(json.dumps([str(result.status), result.result, result.dispatch_id]))
+"""
+
+
+def test_every_argument_works_from_the_executor_section_of_covalent_conf(options, tmp_path):
+    home, records_file = tmp_path / "home", tmp_path / "records.jsonl"
+    config_file = home / ".config" / "covalent" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    section = options | {"timing_filepath": str(records_file), "record_format": "jsonl"}
+    section |= {"env": {"GREETING": "hello"}, "prerun_command": "export MOOD=fine"}
+    config_file.write_text(toml.dumps({"executors": {"ssh_timing": section}}))
+    with running_server(home) as server:
+        done = run_client(server, BY_SHORT_NAME)
+        environment = run_client(
+            server,
+            "import covalent as ct\n"
+            "@ct.electron(executor='ssh_timing')\n"
+            "def env():\n"
+            "    import os\n"
+            "    return os.environ['GREETING'], os.environ['MOOD']\n"
+            "@ct.lattice\n"
+            "def workflow():\n"
+            "    return env()\n"
+            "print(*ct.get_result(ct.dispatch(workflow)(), wait=True).result)\n",
+        )
+    assert done.returncode == 0, done.stderr
+    status, result, dispatch_id = json.loads(done.stdout)
+    assert (status, result) == ("COMPLETED", 6)
+    lines = [json.loads(line) for line in records_file.read_text().splitlines()]
+    assert [line["dispatch_id"] for line in lines][:2] == [dispatch_id] * 2
+    assert environment.stdout.split() == ["hello", "fine"], environment.stderr
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [({"port": 0}, "port 0 is not a TCP port"), ({"env": {"A-B": "1"}}, "'A-B' is not")],
+)
+def test_values_that_cannot_work_are_refused_at_once(argument, message):
+    with pytest.raises(ValueError, match=message):
+        SSHTimingExecutor("example.org", timing_filepath="/dev/null", **argument)
