@@ -346,3 +346,38 @@ def test_workers_with_other_versions_fail_the_task_naming_them(
     assert "Dask workers run other versions than this Covalent server" in error
     assert f"'cloudpickle': '{OTHER_CLOUDPICKLE}'" in error
     assert "pip install covalent==0.240.0" in error
+
+
+def test_the_record_leaves_out_threads_and_processes_the_task_starts(covalent_server, executor):
+    """The worker thread's clock: 0.5 s burnt in another thread and 0.5 s in a
+    subprocess are not the task's."""
+
+    @ct.electron(executor=executor)
+    def burns_elsewhere():
+        import subprocess
+        import sys
+        import threading
+        import time
+
+        def burn():
+            start = time.thread_time()
+            while time.thread_time() - start < 0.5:
+                pass
+
+        thread = threading.Thread(target=burn)
+        thread.start()
+        thread.join()
+        burner = (
+            "import time\nstart = time.process_time()\n"
+            "while time.process_time() - start < 0.5: pass"
+        )
+        subprocess.run([sys.executable, "-c", burner], check=True)
+
+    @ct.lattice
+    def workflow():
+        return burns_elsewhere()
+
+    result = dispatch_and_wait(workflow)
+    assert str(result.status) == "COMPLETED", result.error
+    (record,) = records(executor, result.dispatch_id)
+    assert record["cpu_seconds"] < 0.2

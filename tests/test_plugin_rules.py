@@ -166,20 +166,168 @@ def test_task_packing_fails_a_run_only_plugins_packed_tasks(covalent_server, tmp
     assert done.stdout.strip() == "FAILED Task packing not supported by executor plugin"
 
 
+PACKED_COLLECTIONS = """
+import covalent as ct
+
+
+@ct.electron(executor="timing")
+def pair():
+    return [1, 2]
+
+
+@ct.electron(executor="timing")
+def number():
+    return 1 + 2j
+
+
+@ct.electron(executor="timing")
+def show(value):
+    return value
+
+
+def indexed():
+    return show(pair()[0])
+
+
+def attribute():
+    return show(number().real)
+
+
+def unpacked():
+    first, second = pair()
+    return show(first)
+
+
+for build in (indexed, attribute, unpacked):
+    result = ct.get_result(ct.dispatch(ct.lattice(build))(), wait=True)
+    errors = map(result.get_node_result, result.lattice.transport_graph._graph.nodes)
+    packed = any("Task packing not supported" in str(node["error"]) for node in errors)
+    print(build.__name__, result.status, packed)
+"""
+
+
+@pytest.mark.server
+def test_task_packing_also_groups_indexing_attributes_and_unpacking(covalent_server, tmp_path):
+    """``task()[i]``, ``task().attr`` and ``a, b = task()`` make nodes packed with
+    the task they come from."""
+    done = fresh_client(
+        tmp_path,
+        PACKED_COLLECTIONS,
+        COVALENT_ENABLE_TASK_PACKING="1",
+        COVALENT_SVC_PORT=str(covalent_server.port),
+        COVALENT_DISPATCHER_ADDR="127.0.0.1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-4:] == [
+        "indexed FAILED True",
+        "attribute FAILED True",
+        "unpacked FAILED True",
+        "",
+    ]
+
+
+#: An async plugin whose ``setup`` or ``cancel`` may be a plain function; its cancel
+#: writes down the thread it runs in.
+ASYNC_PLUGIN = """
+import asyncio
+import threading
+from pathlib import Path
+
+from covalent.executor.base import AsyncBaseExecutor
+
+executor_plugin_name = "{name}"
+_EXECUTOR_PLUGIN_DEFAULTS = {{}}
+
+
+class {name}(AsyncBaseExecutor):
+    {setup}def setup(self, task_metadata):
+        pass
+
+    async def run(self, function, args, kwargs, task_metadata):
+        await asyncio.sleep(2)
+        return function(*args, **kwargs)
+
+    {cancel}def cancel(self, task_metadata, job_handle):
+        Path({log!r}).write_text(threading.current_thread().name)
+        return True
+"""
+
+ASYNC_RULES = """
+import time
+import covalent as ct
+from tests.workflows import add_multiply_workflow, dispatch_and_wait, node_ids_by_name
+result = dispatch_and_wait(add_multiply_workflow("plain_setup"), 1, 2)
+print(result.get_node_result(node_ids_by_name(result)["add"])["error"])
+dispatch_id = ct.dispatch(add_multiply_workflow("plain_cancel"))(1, 2)
+time.sleep(1)
+ct.cancel(dispatch_id)
+result = ct.get_result(dispatch_id, wait=True)
+print(result.get_node_result(node_ids_by_name(result)["add"])["status"])
+"""
+
+
+@pytest.mark.server
+def test_an_async_plugins_setup_and_cancel_must_be_coroutines(tmp_path):
+    """A plain ``def setup`` fails every task; a plain ``def cancel`` runs in the
+    event loop's thread, blocking the server, and its answer is lost."""
+    log = str(tmp_path / "cancel-thread")
+    plugins = {
+        "plain_setup": ASYNC_PLUGIN.format(name="PlainSetup", setup="", cancel="async ", log=log),
+        "plain_cancel": ASYNC_PLUGIN.format(
+            name="PlainCancel", setup="async ", cancel="", log=log
+        ),
+    }
+    folder = plugin_folder(tmp_path, **plugins)
+    with running_server(tmp_path / "home", extra_env={"COVALENT_EXECUTOR_DIR": folder}) as server:
+        done = run_client(server, ASYNC_RULES)
+    assert done.returncode == 0, done.stderr
+    setup_error, cancelled_status = done.stdout.splitlines()[-2:]
+    assert "object NoneType can't be used in 'await' expression" in setup_error
+    assert Path(log).read_text() == "MainThread"
+    assert cancelled_status == "COMPLETED"
+
+
 INSTANCES = """
 import covalent as ct
-from covalent.executor import NoDefaultsExecutor, TimingExecutor
+from covalent.executor import (
+    ExtraKeyExecutor, GreetingExecutor, NoDefaultsExecutor, TimingExecutor
+)
 from tests.workflows import add_multiply_workflow, dispatch_and_wait, node_ids_by_name
-for executor in (TimingExecutor({path!r}), NoDefaultsExecutor()):
+executors = [
+    TimingExecutor({path!r}), NoDefaultsExecutor(), ExtraKeyExecutor(), "greeting"
+]
+for executor in executors:
     result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
-    print(result.status, result.get_node_result(node_ids_by_name(result)["add"])["error"])
+    add = result.get_node_result(node_ids_by_name(result)["add"])
+    print(result.status, result.result, add["error"])
+"""
+
+#: A plugin whose __init__ takes ``greeting``, with a Python default only; ``run``
+#: returns it with the task's result.
+GREETING = """
+from covalent.executor.base import BaseExecutor
+
+executor_plugin_name = "GreetingExecutor"
+_EXECUTOR_PLUGIN_DEFAULTS = {}
+
+
+class GreetingExecutor(BaseExecutor):
+    def __init__(self, greeting="hello", **kwargs):
+        super().__init__(**kwargs)
+        self.greeting = greeting
+
+    def run(self, function, args, kwargs, task_metadata):
+        assert self.greeting == "hello"
+        return function(*args, **kwargs)
 """
 
 
 @pytest.mark.server
 def test_the_server_builds_every_executor_from_its_section_first(tmp_path):
-    """Even for an instance: a configured default that fails fails every task, and a
-    plugin without _EXECUTOR_PLUGIN_DEFAULTS fails with KeyError."""
+    """``plugin_class(**section)``, even for an instance: a configured default that
+    fails fails every task; a plugin without _EXECUTOR_PLUGIN_DEFAULTS fails with
+    KeyError, one whose section holds a key __init__ does not take with TypeError;
+    an argument with a Python default may stay out of the section."""
     home = tmp_path / "home"
     config_file = home / ".config" / "covalent" / "covalent.conf"
     config_file.parent.mkdir(parents=True)
@@ -188,13 +336,63 @@ def test_the_server_builds_every_executor_from_its_section_first(tmp_path):
     no_defaults = PLUGIN.format(
         name_line='executor_plugin_name = "NoDefaultsExecutor"', class_name="NoDefaultsExecutor"
     )
-    folder = plugin_folder(tmp_path, no_defaults=no_defaults)
+    extra_key = GREETING.replace("GreetingExecutor", "ExtraKeyExecutor")
+    extra_key = extra_key.replace("= {}", '= {"colour": "blue"}').replace(", **kwargs", "")
+    extra_key = extra_key.replace("super().__init__(**kwargs)", "super().__init__()")
+    folder = plugin_folder(
+        tmp_path, no_defaults=no_defaults, extra_key=extra_key, greeting=GREETING
+    )
     with running_server(home, extra_env={"COVALENT_EXECUTOR_DIR": folder}) as server:
         code = INSTANCES.format(path=str(tmp_path / "good.log"))
         done = run_client(server, code)
     assert done.returncode == 0, done.stderr
-    timing, no_defaults_run = done.stdout.splitlines()
+    timing, no_defaults_run, extra_key_run, greeting_run = done.stdout.splitlines()
     assert timing.startswith("FAILED ")
     assert "timing_filepath '/proc/timing.log' cannot be written" in timing
     assert (tmp_path / "good.log").read_text() == ""  # made by the client, never written
     assert no_defaults_run.startswith("FAILED ") and "'no_defaults'" in no_defaults_run
+    assert extra_key_run.startswith("FAILED ")
+    assert "__init__() got an unexpected keyword argument 'colour'" in extra_key_run
+    assert greeting_run == "COMPLETED 6 None"
+
+
+def test_both_plugin_folders_are_loaded_and_the_variable_only_seeds_the_setting(tmp_path):
+    """``executor_dir`` in covalent.conf and ``COVALENT_EXECUTOR_DIR``: both folders'
+    plugins load; the variable does not replace a setting the file already has."""
+    config_folder = tmp_path / "from-config"
+    variable_folder = tmp_path / "from-variable"
+    for folder, name in ((config_folder, "Configured"), (variable_folder, "FromVariable")):
+        folder.mkdir()
+        source = PLUGIN.format(name_line=f'executor_plugin_name = "{name}"', class_name=name)
+        (folder / f"{name.lower()}.py").write_text(source)
+    config_file = tmp_path / "client-home" / "config" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text(toml.dumps({"sdk": {"executor_dir": str(config_folder)}}))
+    names = loaded(tmp_path, COVALENT_EXECUTOR_DIR=str(variable_folder))["names"]
+    assert {"configured", "fromvariable"} <= set(names)
+    assert toml.load(config_file)["sdk"]["executor_dir"] == str(config_folder)
+
+
+def test_a_plugin_in_a_folder_cannot_be_imported_by_its_name(tmp_path):
+    folder = plugin_folder(
+        tmp_path, in_folder=PLUGIN.format(name_line='executor_plugin_name = "F"', class_name="F")
+    )
+    code = "import covalent\nimport in_folder"
+    done = fresh_client(tmp_path, code, COVALENT_EXECUTOR_DIR=folder)
+    assert "ModuleNotFoundError: No module named 'in_folder'" in done.stderr
+    assert "in_folder" in loaded(tmp_path, COVALENT_EXECUTOR_DIR=folder)["names"]
+
+
+def test_plugin_defaults_reach_existing_sections_and_empty_values_are_reset(tmp_path):
+    """Every ``import covalent`` merges each plugin's defaults into covalent.conf key by
+    key: a key the section lacks is added, a key set to "" gets its default back."""
+    config_file = tmp_path / "client-home" / "config" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    section = {"timing_filepath": "", "colour": "kept"}
+    config_file.write_text(toml.dumps({"executors": {"timing": section}}))
+    done = fresh_client(tmp_path, "import covalent")
+    assert done.returncode == 0, done.stderr
+    merged = toml.load(config_file)["executors"]["timing"]
+    expected = dict(timing_executor.timing._EXECUTOR_PLUGIN_DEFAULTS)
+    expected["timing_filepath"] = str(tmp_path / "client-home" / ".cache/covalent/timing.log")
+    assert merged == expected | {"colour": "kept"}

@@ -80,10 +80,12 @@ def test_importing_the_kit_does_not_import_covalent():
 
 
 def test_the_servers_path_holds_test_folders_not_environments(tmp_path, monkeypatch):
-    """A ``.venv`` or ``.tox`` inside the project must not reach another Python's path."""
+    """A ``.venv`` or ``.tox`` inside the project, or the ``src`` folder an editable
+    install put on ``sys.path``, must not reach another Python's path."""
     from covalent_plugin_testing.fixtures import importable_test_folders
 
-    tests = tmp_path / "tests"
+    tests, src = tmp_path / "tests", tmp_path / "src"
     site_packages = tmp_path / ".venv" / "lib" / "python3.11" / "site-packages"
-    monkeypatch.setattr(sys, "path", [str(tests), str(site_packages), "/elsewhere"])
-    assert importable_test_folders(tmp_path) == [str(tests)]
+    paths = [str(tests), str(src), str(site_packages), "/elsewhere"]
+    monkeypatch.setattr(sys, "path", paths)
+    assert importable_test_folders(tmp_path, known_at_start={str(src)}) == [str(tests)]

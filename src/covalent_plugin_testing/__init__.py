@@ -46,6 +46,14 @@ __all__ = [
 
 #: The temporary folder of each configured pytest session.
 _session_roots: dict[Any, Path] = {}
+#: ``sys.path`` of each session when it was configured, before test folders joined it.
+_startup_paths: dict[Any, set[str]] = {}
+
+
+def startup_sys_path(config: Any) -> set[str]:
+    """The entries of ``sys.path`` when the session ``config`` was configured."""
+    return _startup_paths.get(config, set())
+
 
 _EXECUTOR_DIR_HELP = "folder of executor plugin files the server and the client load"
 
@@ -82,6 +90,7 @@ def pytest_configure(config: Any) -> None:
             "session, so it has read your own configuration: import covalent inside "
             "tests or fixtures, not at the top of conftest.py."
         )
+    _startup_paths[config] = set(sys.path)
     root = Path(tempfile.mkdtemp(prefix="covalent-plugin-testing-"))
     folder = executor_dir(config)
     # Task functions defined in test modules are pickled by reference: the server
@@ -100,6 +109,7 @@ def pytest_configure(config: Any) -> None:
 
 def pytest_unconfigure(config: Any) -> None:
     """Remove the session's temporary home, after every fixture has stopped."""
+    _startup_paths.pop(config, None)
     root = _session_roots.pop(config, None)
     if root is not None:
         shutil.rmtree(root, ignore_errors=True)

@@ -10,21 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from covalent_plugin_testing import startup_sys_path
 from covalent_plugin_testing.server import CovalentServer, running_server
 from covalent_plugin_testing.ssh_server import SSHServer, running_ssh_server
 
 
-def importable_test_folders(rootpath: Path) -> list[str]:
+def importable_test_folders(rootpath: Path, known_at_start: set[str]) -> list[str]:
     """The folders under ``rootpath`` that pytest put on ``sys.path`` to import test
-    modules (its default import mode): the server needs them too. Not the folders of
-    an environment that lives in the project (``.venv``, ``.tox``): another Python
-    would import this one's packages from them."""
+    modules (its default import mode): the server needs them too. Not those that were
+    there when the session started (a ``src`` folder of an editable install, put there
+    by a ``.pth`` file), nor the folders of an environment that lives in the project
+    (``.venv``, ``.tox``): another Python would import this one's packages from them."""
     environments = {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
 
     def is_test_folder(path: str) -> bool:
         folder = Path(path).resolve()
         return (
-            folder.is_relative_to(rootpath)
+            path not in known_at_start
+            and folder.is_relative_to(rootpath)
             and "site-packages" not in folder.parts
             and not any(folder.is_relative_to(prefix) for prefix in environments)
         )
@@ -38,7 +41,8 @@ def covalent_server(pytestconfig: pytest.Config) -> Iterator[CovalentServer]:
     temporary home, on the port the test process's client uses; stopped at the end,
     also when tests fail. It has ``.url``, ``.port``, ``.home`` and ``.env``."""
     known = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    folders = dict.fromkeys([*importable_test_folders(pytestconfig.rootpath), *known])
+    test_folders = importable_test_folders(pytestconfig.rootpath, startup_sys_path(pytestconfig))
+    folders = dict.fromkeys([*test_folders, *known])
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, folders))
     home, port = Path(os.environ["HOME"]), int(os.environ["COVALENT_SVC_PORT"])
     with running_server(home, port) as server:
