@@ -12,6 +12,7 @@ import pytest
 
 from covalent_plugin_testing import startup_sys_path
 from covalent_plugin_testing.server import CovalentServer, running_server
+from covalent_plugin_testing.slurm_cluster import SlurmCluster, running_slurm_cluster
 from covalent_plugin_testing.ssh_server import SSHServer, running_ssh_server
 
 
@@ -68,3 +69,16 @@ def ssh_server(
     of its sessions. Needs Debian's ``openssh-server``."""
     with running_ssh_server(tmp_path_factory.mktemp("sshd"), ssh_server_python) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A real single-node Slurm for the whole session (Debian's ``slurm-wlm`` and
+    ``munge``, as the current user): ``munged``, ``slurmctld`` and ``slurmd`` on free
+    loopback ports, with memory limits enforced (``--mem``), its state in the
+    session's folder (``.conf`` is its ``slurm.conf``, ``.env`` the environment with
+    ``SLURM_CONF`` for Slurm's commands, ``.partition``, ``.node``); every job and
+    daemon stopped at the end."""
+    folder = tmp_path_factory.mktemp("slurm")
+    with running_slurm_cluster(folder, memory_limits=True) as cluster:
+        yield cluster

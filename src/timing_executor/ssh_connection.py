@@ -3,8 +3,8 @@ SSH and Slurm executors.
 
 One connection per host and credentials (and event loop) is opened, with the
 host key checked against a ``known_hosts`` file, and reused by every task until it
-drops; the next task then opens a new one. Each way a connection can fail raises a
-``ConnectionError`` that names ``host:port`` and says what to do.
+drops; the next task then opens a new one. Each way logging in can fail raises
+``LoginFailed`` (a ``ConnectionError``) that names ``host:port`` and the fix.
 """
 
 import asyncio
@@ -65,6 +65,10 @@ class SSHTarget:
         return self
 
 
+class LoginFailed(ConnectionError):
+    """Logging in failed; the message says why and what to do."""
+
+
 #: Open connections, by target and event loop.
 _connections: dict[tuple[SSHTarget, int], asyncssh.SSHClientConnection] = {}
 _opening: dict[tuple[SSHTarget, int], asyncio.Lock] = {}
@@ -98,7 +102,7 @@ async def connect(target: SSHTarget) -> asyncssh.SSHClientConnection:
             target.connect_timeout,
         )
     except Exception as error:
-        raise ConnectionError(connect_failure(target, error)) from None
+        raise LoginFailed(connect_failure(target, error)) from None
 
 
 def connect_failure(target: SSHTarget, error: Exception) -> str:

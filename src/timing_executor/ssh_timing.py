@@ -30,6 +30,7 @@ from covalent.executor.schemas import TaskUpdate
 
 from timing_executor import timing
 from timing_executor.ssh_connection import (
+    LoginFailed,
     SSHTarget,
     connection,
     discard,
@@ -39,6 +40,7 @@ from timing_executor.timing import (
     DEFAULT_TIMING_FILEPATH,
     LAUNCHER_BOOT,
     VERSIONS_DIFFER,
+    VERSIONS_SAID,
     MessageReader,
     TaskEnd,
     TaskLauncher,
@@ -125,7 +127,7 @@ class RemoteLauncher(TaskLauncher):
         """Say why the launcher ended, and what to do."""
         where, python = self.target.where, self.side.python_path
         if status == VERSIONS_DIFFER:
-            found = stderr.rpartition("timing-executor versions: ")[2].strip()
+            found = stderr.rpartition(VERSIONS_SAID)[2].strip()
             wanted = runtime_versions()
             pins = " ".join(
                 f"{name}=={wanted[name]}" for name in ("covalent", "cloudpickle")
@@ -174,6 +176,8 @@ async def remote_launcher(target: SSHTarget, side: RemoteSide) -> RemoteLauncher
                 process = await (await connection(target)).create_process(
                     side.command(), encoding=None
                 )
+            except LoginFailed:
+                raise
             except (asyncssh.Error, OSError):  # the connection had dropped
                 discard(target)
                 process = await (await connection(target)).create_process(

@@ -376,6 +376,7 @@ def supervise_task(folder: str) -> NoReturn:
     time, and the CPU time of the other processes it left.
     """
     signal.signal(signal.SIGTERM, raise_stop)
+    folder = os.path.abspath(folder)
     try:
         redirect_output(folder)  # the supervisor's own errors, too
         if sys.platform == "linux":
@@ -631,6 +632,10 @@ def ended_message(task_id: str, folder: str, status: int) -> bytes:
     return encode_message({"ended": task_id, **ended}, files)
 
 
+#: The exit status of :data:`LAUNCHER_BOOT` when versions differ, and what it says
+#: on stderr before it exits, followed by the versions it found.
+VERSIONS_DIFFER, VERSIONS_SAID = 97, "timing-executor versions: "
+
 #: Starts a launcher (or, given a file, one supervised task) in a new Python. It
 #: first checks that this Python, Covalent and cloudpickle are the versions the
 #: executor expects (``argv[1]``), then unpickles what to run: from the first
@@ -649,8 +654,8 @@ if found["python"] == expected["python"]:
             except metadata.PackageNotFoundError:
                 found[name] = "not installed"
 if found != expected:
-    sys.stderr.write("timing-executor versions: " + json.dumps(found) + "\\n")
-    sys.exit(97)
+    sys.stderr.write("{said}" + json.dumps(found) + "\\n")
+    sys.exit({status})
 import pickle
 if sys.argv[2:]:
     with open(sys.argv[2], "rb") as job:
@@ -666,9 +671,7 @@ else:
         return data
     job = pickle.loads(read(int.from_bytes(read(8), "big")))
 job()
-"""
-#: The exit code of :data:`LAUNCHER_BOOT` when versions differ.
-VERSIONS_DIFFER = 97
+""".replace("{said}", VERSIONS_SAID).replace("{status}", str(VERSIONS_DIFFER))
 
 
 def runtime_versions() -> dict[str, str]:
@@ -917,34 +920,45 @@ class TaskRun:
         self.launcher.forget(self.task_id)
 
     def _read_end(self) -> TaskEnd:
-        exit: TaskExit = self.exited.result()
         wall_seconds = time.perf_counter() - self.wall_start
-        outputs = {
-            name: exit.files.get(name, b"").decode(errors="replace")
-            for name in ("stdout", "stderr")
-        }
-        if "outcome.pkl" in exit.files:
-            outcome: TaskOutcome = pickle.loads(exit.files["outcome.pkl"])
-            return TaskEnd(
-                status="COMPLETED" if outcome.error is None else "FAILED",
-                started_at=outcome.started_at,
-                cpu_seconds=outcome.cpu_seconds + exit.others_cpu_seconds,
-                wall_seconds=outcome.wall_seconds,
-                result=outcome.result,
-                error=outcome.error,
-                report=outcome.traceback,
-                **outputs,
-            )
-        cpu_seconds = exit.cpu_seconds + exit.others_cpu_seconds
-        end = TaskEnd(
-            "CANCELLED", self.started_at, cpu_seconds, wall_seconds, **outputs
+        cancelled = self.launcher.was_cancelled(self.task_id)
+        exit = self.exited.result()
+        return task_end(exit, self.started_at, wall_seconds, cancelled)
+
+
+def task_end(
+    exit: TaskExit,
+    started_at: float,
+    wall_seconds: float,
+    cancelled: bool,
+    why: str | None = None,
+) -> TaskEnd:
+    """How a task ended, from what it left (``exit``): its outcome if it has one;
+    else cancelled, or failed for ``why`` (by default, how its process ended)."""
+    outputs = {
+        name: exit.files.get(name, b"").decode(errors="replace")
+        for name in ("stdout", "stderr")
+    }
+    if "outcome.pkl" in exit.files:
+        outcome: TaskOutcome = pickle.loads(exit.files["outcome.pkl"])
+        return TaskEnd(
+            status="COMPLETED" if outcome.error is None else "FAILED",
+            started_at=outcome.started_at,
+            cpu_seconds=outcome.cpu_seconds + exit.others_cpu_seconds,
+            wall_seconds=outcome.wall_seconds,
+            result=outcome.result,
+            error=outcome.error,
+            report=outcome.traceback,
+            **outputs,
         )
-        if self.launcher.was_cancelled(self.task_id):
-            end.report = "The task was cancelled: its process was killed.\n"
-        else:
-            end.status, end.error = "FAILED", describe_exit(exit)
-            end.report = end.error + ".\n"
-        return end
+    cpu_seconds = exit.cpu_seconds + exit.others_cpu_seconds
+    end = TaskEnd("CANCELLED", started_at, cpu_seconds, wall_seconds, **outputs)
+    if cancelled:
+        end.report = "The task was cancelled: its process was killed.\n"
+    else:
+        end.status, end.error = "FAILED", why or describe_exit(exit)
+        end.report = end.error + ".\n"
+    return end
 
 
 def report_end(

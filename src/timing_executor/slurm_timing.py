@@ -1,0 +1,531 @@
+"""Time tasks in a Slurm queue: ``SlurmTimingExecutor``.
+
+Each task is one batch job. The executor writes the task to a folder of its own in
+``remote_workdir`` (a folder the login node and the compute nodes share) and
+submits a job script with ``sbatch``, on the server's own machine or on a login
+node over SSH. The job runs the task under the same supervisor as every executor
+of this package (``timing.supervise_task``), sent in the script by value, so the
+compute node needs Python and Covalent but not this package; the supervisor
+measures the task's CPU time there and ends every process it left. The executor
+asks Slurm for the state of all its jobs at once, reads what a finished job left
+in its folder, appends the record here, and removes the folder.
+"""
+
+# --8<-- [start:imports]
+import asyncio
+import base64
+import io
+import json
+import os
+import shlex
+import tarfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import cloudpickle
+from covalent.executor.base import AsyncBaseExecutor
+from covalent.executor.schemas import TaskUpdate
+
+from timing_executor import timing
+from timing_executor.shells import LocalShell, Shell, SSHShell
+from timing_executor.ssh_connection import SSHTarget, remote_quote
+from timing_executor.timing import (
+    DEFAULT_TIMING_FILEPATH,
+    LAUNCHER_BOOT,
+    VERSIONS_SAID,
+    TaskEnd,
+    TaskExit,
+    TaskRecord,
+    boot_message,
+    check_record_format,
+    refused_tasks,
+    report_end,
+    resolve_timing_filepath,
+    runtime_versions,
+    supervise_task,
+    task_end,
+    task_ids,
+    task_name,
+)
+
+# The supervisor that runs the task goes to the compute node by value.
+cloudpickle.register_pickle_by_value(timing)
+# --8<-- [end:imports]
+
+
+# --8<-- [start:job-script]
+#: Options the executor sets itself, which ``options`` may not set.
+OWN_OPTIONS = ("chdir", "output", "error", "parsable", "export")
+#: Job states after which a job does no more.
+ENDED_STATES = {
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+    "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "TIMEOUT",
+}  # fmt: skip
+
+
+def sbatch_lines(options: dict[str, Any]) -> list[str]:
+    """``#SBATCH`` lines for ``options``: ``{"time": "10:00"}`` gives
+    ``#SBATCH --time=10:00``; a value of ``True`` or ``""`` a bare flag."""
+    lines = []
+    for name, value in options.items():
+        if name.lstrip("-") in OWN_OPTIONS:
+            raise ValueError(
+                f"options may not set {name!r}: the executor sets it for each job."
+            )
+        if value is False or value is None:
+            continue
+        flag = "--" + name.lstrip("-")
+        bare = value is True or value == ""  # not 1, which equals True
+        lines.append(f"#SBATCH {flag}" if bare else f"#SBATCH {flag}={value}")
+    return lines
+
+
+@dataclass(frozen=True)
+class JobScript:
+    """What a task's batch job runs, and how."""
+
+    python_path: str
+    options: tuple[tuple[str, Any], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    prerun_commands: tuple[str, ...] = ()
+    postrun_commands: tuple[str, ...] = ()
+    use_srun: bool = False
+
+    def text(self, folder: str) -> str:
+        """The script of the job that runs the task written to ``folder``.
+
+        The server's Covalent settings (``COVALENT_*``, which ``sbatch`` passes on)
+        are unset; Covalent there keeps its configuration in a temporary folder.
+        The supervisor comes in the script, pickled, so only the task is staged.
+        """
+        runner = base64.b64encode(boot_message(partial(supervise_task, folder)))
+        versions = shlex.quote(json.dumps(runtime_versions()))
+        python = remote_quote(self.python_path)
+        srun = "srun --ntasks=1 " if self.use_srun else ""
+        return "\n".join(
+            [
+                "#!/bin/bash",
+                f"#SBATCH --chdir={folder}",
+                f"#SBATCH --output={folder}/slurm.out",
+                *sbatch_lines(dict(self.options)),
+                "unset $(compgen -e | grep '^COVALENT_')",
+                'export COVALENT_CONFIG_DIR="$(mktemp -d)"',
+                *(
+                    f"export {name}={shlex.quote(value)}"
+                    for name, value in self.env
+                ),
+                *self.prerun_commands,
+                f"base64 -d <<'RUNNER' | {srun}{python} -c "
+                f"{shlex.quote(LAUNCHER_BOOT)} {versions}",
+                runner.decode(),
+                "RUNNER",
+                "status=$?",
+                *self.postrun_commands,
+                'rm -rf "$COVALENT_CONFIG_DIR"',
+                "exit $status",
+                "",
+            ]
+        )
+
+
+# --8<-- [end:job-script]
+
+
+# --8<-- [start:jobs]
+@dataclass(frozen=True)
+class JobEnd:
+    """What Slurm last said of a job: its state and the node that ran it."""
+
+    state: str  #: Such as ``COMPLETED`` or ``TIMEOUT``; ``""`` if never seen ended.
+    node: str = ""
+
+
+class SlurmJobs:
+    """The jobs this server waits for on one cluster, all polled with one
+    ``squeue`` every ``poll_freq`` seconds. ``squeue --states=all`` also lists
+    jobs that ended less than ``MinJobAge`` ago; a job Slurm has forgotten has
+    ended too, and what it left in its folder says how."""
+
+    def __init__(self, shell: Shell, squeue: str, poll_freq: float) -> None:
+        self.shell, self.squeue, self.poll_freq = shell, squeue, poll_freq
+        self.waiting: dict[str, asyncio.Future] = {}
+        self.seen: dict[str, JobEnd] = {}
+        self.polling: asyncio.Task | None = None
+
+    async def end_of(self, job_id: str) -> JobEnd:
+        """Wait until job ``job_id`` has ended; say how, as far as Slurm knows."""
+        ended = asyncio.get_running_loop().create_future()
+        self.waiting[job_id] = ended
+        if self.polling is None or self.polling.done():
+            self.polling = asyncio.create_task(self._poll())
+        try:
+            return await ended
+        finally:
+            self.waiting.pop(job_id, None)
+
+    async def _poll(self) -> None:
+        command = f"{self.squeue} --me --noheader --states=all --format='%i|%T|%N'"
+        while self.waiting:
+            await asyncio.sleep(self.poll_freq)
+            listed = await self.shell.run(command)
+            if listed.status != 0:
+                continue  # slurmctld busy or restarting: ask again
+            jobs = dict(
+                (line.split("|")[0], JobEnd(*line.split("|")[1:3]))
+                for line in listed.stdout.decode().splitlines()
+                if line.count("|") == 2
+            )
+            for job_id, ended in list(self.waiting.items()):
+                job = jobs.get(job_id)
+                if job is not None:
+                    self.seen[job_id] = job
+                if (job is None or job.state in ENDED_STATES) and not ended.done():
+                    ended.set_result(self.seen.pop(job_id, JobEnd("")))
+
+
+_jobs: dict[tuple, SlurmJobs] = {}
+_workdirs: dict[tuple[str, str], str] = {}
+
+
+async def absolute_workdir(shell: Shell, remote_workdir: str) -> str:
+    """``remote_workdir`` as an absolute path where ``shell`` runs (made)."""
+    key = (shell.where, remote_workdir)
+    if key not in _workdirs:
+        workdir = remote_quote(remote_workdir)
+        made = await shell.run(f"mkdir -p {workdir} && cd {workdir} && pwd -P")
+        if made.status != 0:
+            raise RuntimeError(
+                f"{shell.where}: cannot make remote_workdir {remote_workdir!r}: "
+                f"{made.error()}"
+            )
+        _workdirs[key] = made.stdout.decode().strip()
+    return _workdirs[key]
+
+
+def slurm_jobs(shell: Shell, squeue: str, poll_freq: float) -> SlurmJobs:
+    """The poller of ``shell``'s cluster for this event loop."""
+    key = (shell.where, squeue, poll_freq, id(asyncio.get_running_loop()))
+    if key not in _jobs:
+        _jobs[key] = SlurmJobs(shell, squeue, poll_freq)
+    return _jobs[key]
+
+
+def final_state(job: JobEnd, exit: TaskExit, said: str) -> str:
+    """Slurm's last state of the job; if Slurm forgot the job before it was seen
+    ended, what the job's output file (``said``) and its task tell."""
+    if job.state:
+        return job.state
+    if "DUE TO TIME LIMIT" in said:
+        return "TIMEOUT"
+    if "memory limit" in said:
+        return "OUT_OF_MEMORY"
+    if "CANCELLED AT" in said:
+        return "CANCELLED"
+    return "COMPLETED" if exit.exit_code == 0 else "FAILED"
+
+
+def why_job_failed(job_id: str, state: str, exit: TaskExit, output: str) -> str:
+    """Say why a job ended without the task's outcome, with Slurm's own words from
+    the job's output file."""
+    said = "\n".join(line for line in output.splitlines() if "slurmstepd" in line)
+    job = f"Slurm job {job_id}"
+    if VERSIONS_SAID in output:  # the job's Python exited VERSIONS_DIFFER
+        found = output.rpartition(VERSIONS_SAID)[2].strip()
+        return (
+            f"RuntimeError: {job}: the compute node's Python runs other versions "
+            f"than this server ({found} there, {json.dumps(runtime_versions())} "
+            "here). Set python_path to a Python with the server's Covalent and "
+            "cloudpickle."
+        )
+    if state == "TIMEOUT":
+        reason = f"TIMEOUT: {job} ran out of time (its --time limit)"
+    elif state == "OUT_OF_MEMORY" or "memory limit" in said:
+        reason = f"OUT_OF_MEMORY: {job} ran out of memory (its --mem limit)"
+    elif state == "CANCELLED":
+        reason = f"CANCELLED: {job} was cancelled outside Covalent (scancel)"
+    elif exit.exit_code is not None:
+        return f"{timing.describe_exit(exit)}; {job} ended {state}"
+    else:
+        last = output.strip().splitlines()[-1:] or ["no output"]
+        return f"RuntimeError: {job} ended {state} before the task began: {last[0]}"
+    return f"{reason} before the task returned" + (f"\n{said}" if said else "")
+
+
+# --8<-- [end:jobs]
+
+
+# --8<-- [start:plugin-attributes]
+executor_plugin_name = "SlurmTimingExecutor"
+
+_EXECUTOR_PLUGIN_DEFAULTS = {
+    "hostname": "",
+    "port": 22,
+    "username": "",
+    "ssh_key_file": "",
+    "known_hosts": "~/.ssh/known_hosts",
+    "connect_timeout": 10.0,
+    "options": {},
+    "python_path": "python3",
+    "remote_workdir": "covalent-workdir",
+    "env": {},
+    "prerun_commands": [],
+    "postrun_commands": [],
+    "use_srun": False,
+    "slurm_path": "",
+    "slurm_conf": "",
+    "poll_freq": 2.0,
+    "timing_filepath": DEFAULT_TIMING_FILEPATH,
+    "record_format": "text",
+}
+
+
+@dataclass(frozen=True)
+class SlurmTaskRecord(TaskRecord):
+    """A task's record, with its job."""
+
+    job_id: str | None = None  #: Slurm's id of the task's job.
+    node: str | None = None  #: The compute node that ran it.
+    state: str | None = None  #: Slurm's last state of the job, such as COMPLETED.
+
+
+# --8<-- [end:plugin-attributes]
+
+
+# --8<-- [start:executor]
+class SlurmTimingExecutor(AsyncBaseExecutor):
+    """Run each task as a Slurm batch job and record its CPU time.
+
+    Args:
+        hostname: The login node to submit from over SSH; empty: submit on the
+            server's own machine (the server runs on a login node).
+        port, username, ssh_key_file, known_hosts, connect_timeout: How to log in
+            to ``hostname``, as for ``SSHTimingExecutor``.
+        options: ``sbatch`` options, such as ``{"partition": "debug",
+            "time": "00:10:00", "cpus-per-task": 2, "mem": "4G"}``.
+        python_path: The Python that runs the task on the compute node, with the
+            server's Covalent, cloudpickle and Python minor version.
+        remote_workdir: A folder the login and compute nodes share; each task gets
+            a folder in it, removed when the task has ended. Relative paths start
+            at the user's home.
+        env: Environment variables for the job.
+        prerun_commands: Shell lines the job runs before the task, such as
+            ``module load python/3.11`` or ``source ~/venv/bin/activate``.
+        postrun_commands: Shell lines the job runs after the task.
+        use_srun: Run the task as a job step (``srun``) rather than in the batch
+            script itself.
+        slurm_path: The folder of ``sbatch``, ``squeue`` and ``scancel``, if they
+            are not on the ``PATH``.
+        slurm_conf: The cluster's ``slurm.conf``, if it is not Slurm's default
+            (``SLURM_CONF`` for the Slurm commands).
+        poll_freq: Seconds between two questions to Slurm about the jobs.
+        timing_filepath: File the records are appended to, on the server.
+        record_format: ``"text"`` or ``"jsonl"`` (which adds the job's id, node and
+            final state).
+        **kwargs: Options every Covalent executor takes, such as ``log_stdout``.
+    """
+
+    def __init__(
+        self,
+        hostname: str = "",
+        port: int = 22,
+        username: str = "",
+        ssh_key_file: str = "",
+        known_hosts: str = "~/.ssh/known_hosts",
+        connect_timeout: float = 10.0,
+        options: dict[str, Any] | None = None,
+        python_path: str = "python3",
+        remote_workdir: str = "covalent-workdir",
+        env: dict[str, str] | None = None,
+        prerun_commands: list[str] | None = None,
+        postrun_commands: list[str] | None = None,
+        use_srun: bool = False,
+        slurm_path: str = "",
+        slurm_conf: str = "",
+        poll_freq: float = 2.0,
+        timing_filepath: str | os.PathLike = DEFAULT_TIMING_FILEPATH,
+        record_format: str = "text",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hostname, self.port, self.username = hostname, port, username
+        self.ssh_key_file, self.known_hosts = ssh_key_file, known_hosts
+        self.connect_timeout = connect_timeout
+        self.options, self.python_path = dict(options or {}), python_path
+        self.remote_workdir, self.env = remote_workdir, dict(env or {})
+        self.prerun_commands = list(prerun_commands or [])
+        self.postrun_commands = list(postrun_commands or [])
+        self.use_srun, self.slurm_path, self.slurm_conf = (
+            use_srun,
+            slurm_path,
+            slurm_conf,
+        )
+        self.poll_freq = poll_freq
+        self.timing_filepath = resolve_timing_filepath(timing_filepath)
+        self.record_format = check_record_format(record_format)
+        self.job_script()  # values that cannot work fail here, on the client
+        if not isinstance(poll_freq, int | float) or poll_freq <= 0:
+            raise ValueError(
+                f"poll_freq {poll_freq!r} is not a number of seconds > 0."
+            )
+
+    def shell(self) -> Shell:
+        if not self.hostname:
+            return LocalShell()
+        target = SSHTarget(
+            self.hostname,
+            self.port,
+            self.username,
+            self.ssh_key_file,
+            self.known_hosts,
+            self.connect_timeout,
+        )
+        return SSHShell(target.check())
+
+    def job_script(self) -> JobScript:
+        for name in self.env:
+            if not name.isidentifier():
+                raise ValueError(f"env name {name!r} is not a variable name.")
+        sbatch_lines(self.options)
+        return JobScript(
+            self.python_path,
+            tuple(self.options.items()),
+            tuple(sorted((name, str(value)) for name, value in self.env.items())),
+            tuple(self.prerun_commands),
+            tuple(self.postrun_commands),
+            self.use_srun,
+        )
+
+    def slurm(self, command: str) -> str:
+        """The shell words that run a Slurm command, with ``slurm_path`` and
+        ``slurm_conf``."""
+        conf = (
+            f"SLURM_CONF={remote_quote(self.slurm_conf)} "
+            if self.slurm_conf
+            else ""
+        )
+        folder = self.slurm_path.rstrip("/")
+        return conf + (remote_quote(f"{folder}/{command}") if folder else command)
+
+    async def run(
+        self, function: Callable, args: list, kwargs: dict, task_metadata: dict
+    ) -> Any:
+        """Run the task as a batch job; record it; return its result."""
+        task_ids(task_metadata)  # bad metadata fails before anything starts
+        started_at, wall_start = time.time(), time.perf_counter()
+        details: dict[str, Any] = {"job_id": None, "node": None, "state": None}
+        report = partial(report_end, record_type=SlurmTaskRecord)
+        name = task_name(function)
+        try:
+            shell = self.shell()
+            folder = await self._stage(shell, function, args, kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            end = TaskEnd("FAILED", started_at, 0.0, 0.0)
+            end.error = f"{type(error).__name__}: {error}"
+            end.report = end.error + "\n"
+            return report(end, task_metadata, name, self, **details)
+        try:
+            job_id = await self._submit(shell, folder)
+            details["job_id"] = job_id
+            if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
+                await self.set_job_handle(job_id)  # what cancel() gets back
+                if await self.get_cancel_requested():  # asked before it was saved
+                    await self.cancel(task_metadata, job_id)
+            squeue = self.slurm("squeue")
+            job = await slurm_jobs(shell, squeue, self.poll_freq).end_of(job_id)
+            details["node"] = job.node or None
+            exit, output = await self._collect(shell, folder)
+        except (ConnectionError, RuntimeError) as error:
+            end = TaskEnd(
+                "FAILED", started_at, 0.0, time.perf_counter() - wall_start
+            )
+            end.error = f"{type(error).__name__}: {error}"
+            end.report = end.error + "\n"
+            return report(end, task_metadata, name, self, **details)
+        finally:
+            await shell.run(f"rm -rf {shlex.quote(folder)}")
+        cancelled = (
+            hasattr(self, "_send_queue") and await self.get_cancel_requested()
+        )
+        details["state"] = final_state(job, exit, output)
+        why = why_job_failed(job_id, details["state"], exit, output)
+        wall_seconds = time.perf_counter() - wall_start
+        end = task_end(exit, started_at, wall_seconds, cancelled, why)
+        return report(end, task_metadata, name, self, **details)
+
+    async def _stage(self, shell: Shell, function: Callable, args, kwargs) -> str:
+        """Write the task to a new folder in ``remote_workdir``; return it."""
+        workdir = await absolute_workdir(shell, self.remote_workdir)
+        folder = shlex.quote(f"{workdir}/timing-task-{uuid.uuid4().hex}")
+        task = cloudpickle.dumps(
+            (workdir, function, args, kwargs)
+        )  # runs in workdir
+        written = await shell.run(
+            f"mkdir {folder} && cat > {folder}/task.pkl", task
+        )
+        if written.status != 0:
+            raise RuntimeError(
+                f"{shell.where}: cannot write the task into {workdir}: "
+                f"{written.error()}"
+            )
+        return shlex.split(folder)[0]
+
+    async def _submit(self, shell: Shell, folder: str) -> str:
+        """Submit the job of the task in ``folder``; return its id, or raise with
+        Slurm's own words."""
+        script = self.job_script().text(folder).encode()
+        submitted = await shell.run(
+            f"{self.slurm('sbatch')} --parsable", input=script
+        )
+        if submitted.status != 0:
+            raise RuntimeError(
+                f"sbatch on {shell.where} refused the job: {submitted.error()}"
+            )
+        return submitted.stdout.decode().strip().split(";")[0]
+
+    async def _collect(self, shell: Shell, folder: str) -> tuple[TaskExit, str]:
+        """What the job left in ``folder``: how the task ended, and the job's own
+        output (Slurm's messages)."""
+        packed = await shell.run(
+            f"tar -C {shlex.quote(folder)} --exclude=./task.pkl -cf - ."
+        )
+        files = {}
+        with tarfile.open(fileobj=io.BytesIO(packed.stdout)) as archive:
+            for member in archive.getmembers():
+                if member.isfile():
+                    files[os.path.basename(member.name)] = archive.extractfile(
+                        member
+                    ).read()
+        ended = json.loads(files.get("ended.json", b"{}") or b"{}")
+        exit = TaskExit(
+            exit_code=ended.get("exit_code"),
+            cpu_seconds=ended.get("cpu_seconds", 0.0),
+            others_cpu_seconds=ended.get("others_cpu_seconds", 0.0),
+            files=files,
+        )
+        return exit, files.get("slurm.out", b"").decode(errors="replace")
+
+    async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
+        """``scancel`` the task's job: Slurm stops all of its processes.
+
+        Covalent calls this on a new executor, for every node of the dispatch; the
+        job handle is the job's id, or None for a node that never had a job.
+        """
+        if not isinstance(job_handle, str):
+            return False
+        done = await self.shell().run(
+            f"{self.slurm('scancel')} {shlex.quote(job_handle)}"
+        )
+        return done.status == 0
+
+    async def receive(
+        self, task_group_metadata: dict, data: Any
+    ) -> list[TaskUpdate]:
+        """Report CANCELLED the tasks Covalent refused to start."""
+        return refused_tasks(task_group_metadata, data)
+
+
+# --8<-- [end:executor]

@@ -1,0 +1,343 @@
+"""SlurmTimingExecutor against a real single-node Slurm (the kit's ``slurm_cluster``
+fixture), whose jobs run a Python with Covalent but not this package, and a real
+Covalent server: jobs submitted on this machine and over SSH, CPU time measured in
+the job, output and exits, every way a job can end, a job Slurm has forgotten,
+cancellation, and nothing left behind.
+
+A job over its time limit takes Slurm a minute or more to end (limits are whole
+minutes, checked every 30 s): it is dispatched by the second test and checked by the
+last, while the others run (the first needs both of the node's CPUs)."""
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import covalent as ct
+import pytest
+import toml
+
+from benchmarks.tasks import cpu_workflow
+from covalent_plugin_testing.server import run_client, running_server
+from covalent_plugin_testing.slurm_cluster import running_slurm_cluster
+from tests.covalent_only_venv import OTHER_CLOUDPICKLE, other_cloudpickle
+from tests.waiting import wait_for_pids, wait_until_gone
+from tests.workflows import (
+    add_multiply_workflow,
+    assert_misbehaviour_reported,
+    dispatch_and_wait,
+    misbehaving_workflow,
+    node_ids_by_name,
+    sleeping_workflow,
+)
+from timing_executor.slurm_timing import SlurmTimingExecutor
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def workdir_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("slurm-workdirs")
+
+
+@pytest.fixture
+def remote_workdir(workdir_root) -> Path:
+    return Path(tempfile.mkdtemp(dir=workdir_root))
+
+
+def options_for(cluster, python: str, remote_workdir: Path) -> dict:
+    """What the executor needs to submit to ``cluster`` from this machine."""
+    return {
+        "python_path": python,
+        "remote_workdir": str(remote_workdir),
+        "slurm_conf": str(cluster.conf),
+        "poll_freq": 0.5,
+    }
+
+
+@pytest.fixture
+def options(slurm_cluster, covalent_only, remote_workdir) -> dict:
+    return options_for(slurm_cluster, covalent_only, remote_workdir)
+
+
+@pytest.fixture
+def executor(options, tmp_path):
+    return SlurmTimingExecutor(
+        **options, timing_filepath=tmp_path / "records.jsonl", record_format="jsonl"
+    )
+
+
+def records(executor, dispatch_id: str) -> dict[int, dict]:
+    """The records of one dispatch, by node id."""
+    lines = Path(executor.timing_filepath).read_text().splitlines()
+    runs = [json.loads(line) for line in lines]
+    return {run["node_id"]: run for run in runs if run["dispatch_id"] == dispatch_id}
+
+
+def error_of(result, name: str) -> str:
+    node = result.get_node_result(node_ids_by_name(result)[name])
+    return node["stderr"] or node["error"] or ""
+
+
+def one_task(executor, task):
+    """A workflow of one electron that runs ``task()`` with ``executor``."""
+    electron = ct.electron(task, executor=executor)
+
+    @ct.lattice
+    def workflow():
+        return electron()
+
+    return workflow
+
+
+@pytest.fixture(scope="module")
+def out_of_time(slurm_cluster, covalent_only, workdir_root, tmp_path_factory):
+    """A task whose job runs over its time limit (one minute), dispatched when the
+    module starts: Slurm ends it 60 to 90 s later."""
+    folder = tmp_path_factory.mktemp("out-of-time")
+    executor = SlurmTimingExecutor(
+        **options_for(slurm_cluster, covalent_only, folder),
+        options={"time": 1},
+        timing_filepath=folder / "records.jsonl",
+        record_format="jsonl",
+    )
+
+    def sleeps_for_ever():
+        import time
+
+        print("started")
+        time.sleep(600)
+
+    return executor, ct.dispatch(one_task(executor, sleeps_for_ever))()
+
+
+def test_cpu_time_is_measured_in_the_job(covalent_server, executor, tmp_path):
+    """2 CPU-bound tasks that meet at a barrier, one job each on a 2-CPU node."""
+    barrier = tempfile.mkdtemp(dir=tmp_path)
+    result = dispatch_and_wait(cpu_workflow(executor, 2, 0.5, barrier, 60), 2)
+    assert str(result.status) == "COMPLETED", result.error
+    runs = records(executor, result.dispatch_id)
+    graph = result.lattice.transport_graph
+    burns = [n for n in graph._graph.nodes if graph.get_node_value(n, "name") == "burn"]
+    for node in burns:
+        truth, _, _, met = graph.get_node_value(node, "output").get_deserialized()
+        assert met
+        assert runs[node]["cpu_seconds"] / truth == pytest.approx(1.0, abs=0.03)
+
+
+def test_a_workflow_runs_as_jobs_and_is_recorded_here(
+    covalent_server, executor, remote_workdir, out_of_time
+):
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert str(result.status) == "COMPLETED", result.error
+    assert result.result == 6
+    runs = records(executor, result.dispatch_id)
+    assert sorted(run["node_name"] for run in runs.values()) == ["add", "multiply"]
+    for run in runs.values():
+        assert (run["status"], run["state"], run["node"]) == (
+            "COMPLETED",
+            "COMPLETED",
+            "localhost",
+        )
+        assert run["job_id"].isdigit()
+    assert list(remote_workdir.iterdir()) == []
+
+
+def test_jobs_are_submitted_over_ssh_too(
+    covalent_server, slurm_cluster, ssh_server, options, tmp_path, remote_workdir
+):
+    ssh = {
+        "hostname": ssh_server.host,
+        "port": ssh_server.port,
+        "username": ssh_server.username,
+        "ssh_key_file": ssh_server.key_file,
+        "known_hosts": ssh_server.known_hosts,
+    }
+    executor = SlurmTimingExecutor(**options, **ssh, timing_filepath=tmp_path / "r.jsonl")
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert str(result.status) == "COMPLETED", result.error
+    assert result.result == 6
+    assert len(Path(executor.timing_filepath).read_text().splitlines()) == 2
+    assert list(remote_workdir.iterdir()) == []
+
+
+def test_output_tracebacks_and_exits_reach_the_nodes_result(
+    covalent_server, executor, remote_workdir
+):
+    result = dispatch_and_wait(misbehaving_workflow(executor))
+    assert_misbehaviour_reported(result)
+    exits_hard = error_of(result, "exits_hard")
+    assert "; Slurm job " in exits_hard and " ended COMPLETED" in exits_hard
+    assert list(remote_workdir.iterdir()) == []
+
+
+def test_a_job_over_its_memory_fails_the_node_naming_it(covalent_server, options):
+    executor = SlurmTimingExecutor(**options, options={"mem": "50M"})
+
+    def eats_memory():
+        import time
+
+        hoard = bytearray(400 * 2**20)
+        time.sleep(10)
+        return len(hoard)
+
+    result = dispatch_and_wait(one_task(executor, eats_memory))
+    assert str(result.status) == "FAILED"
+    error = error_of(result, "eats_memory")
+    assert "OUT_OF_MEMORY: Slurm job " in error and "ran out of memory" in error
+    assert "memory limit" in error  # Slurm's own words
+
+
+def test_a_job_cancelled_outside_covalent_fails_the_node_naming_it(
+    covalent_server, slurm_cluster, executor, tmp_path
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), seconds=120))()
+    wait_for_pids(markers, 1)
+    (job_id,) = running_jobs(slurm_cluster)
+    slurm_cluster.run("scancel", job_id, check=True)
+    result = ct.get_result(dispatch_id, wait=True)
+    error = error_of(result, "nap")
+    assert f"CANCELLED: Slurm job {job_id} was cancelled outside Covalent" in error
+    run = records(executor, dispatch_id)[node_ids_by_name(result)["nap"]]
+    assert (run["status"], run["state"], run["job_id"]) == ("FAILED", "CANCELLED", job_id)
+
+
+def running_jobs(cluster) -> list[str]:
+    """The jobs whose task runs, not the one sleeping over its time limit's."""
+    done = cluster.run("squeue", "--noheader", "--format=%i %j %l", check=True)
+    return [line.split()[0] for line in done.stdout.splitlines() if "1:00" not in line]
+
+
+def test_sbatch_refusing_the_job_fails_the_node_at_once_with_its_words(covalent_server, options):
+    executor = SlurmTimingExecutor(**options, options={"partition": "nowhere"})
+    started = time.monotonic()
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert time.monotonic() - started < 30
+    error = error_of(result, "add")
+    assert "sbatch on this machine refused the job" in error
+    assert "invalid partition specified: nowhere" in error
+
+
+def test_a_compute_node_python_with_other_versions_fails_naming_them(
+    covalent_server, options, tmp_path
+):
+    other = other_cloudpickle(tmp_path / "other-cloudpickle")
+    executor = SlurmTimingExecutor(**options, env={"PYTHONPATH": str(other)})
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    error = error_of(result, "add")
+    assert "the compute node's Python runs other versions than this server" in error
+    assert f'"cloudpickle": "{OTHER_CLOUDPICKLE}"' in error
+
+
+def test_cancel_scancels_the_job_and_its_processes_stop_within_2_seconds(
+    covalent_server, slurm_cluster, executor, tmp_path, remote_workdir
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), seconds=120))()
+    pids = wait_for_pids(markers, 1)
+    (job_id,) = running_jobs(slurm_cluster)
+    ct.cancel(dispatch_id)
+    assert wait_until_gone(pids, limit=2) < 2
+    result = ct.get_result(dispatch_id, wait=True)
+    assert str(result.status) == "CANCELLED"
+    nap = node_ids_by_name(result)["nap"]
+    assert str(result.get_node_result(nap)["status"]) == "CANCELLED"
+    run = records(executor, dispatch_id)[nap]
+    assert (run["status"], run["job_id"]) == ("CANCELLED", job_id)
+    assert job_id not in running_jobs(slurm_cluster)
+    assert list(remote_workdir.iterdir()) == []
+
+
+def test_a_job_slurm_has_forgotten_is_not_lost(covalent_server, covalent_only, tmp_path):
+    """Slurm forgets a job MinJobAge after its end (here 2 s, purged within 10 s);
+    polling every 15 s, the executor finds the task's end in its folder."""
+    with running_slurm_cluster(tmp_path / "forgetful", min_job_age=2) as cluster:
+        executor = SlurmTimingExecutor(
+            **options_for(cluster, covalent_only, tmp_path / "workdir"),
+            timing_filepath=tmp_path / "records.jsonl",
+            record_format="jsonl",
+        )
+        executor.poll_freq = 15
+        result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert str(result.status) == "COMPLETED", result.error
+    assert result.result == 6
+    states = {run["state"] for run in records(executor, result.dispatch_id).values()}
+    assert states == {"COMPLETED"}
+
+
+BY_SHORT_NAME = """
+import json
+import covalent as ct
+from tests.workflows import add_multiply_workflow, dispatch_and_wait
+
+
+@ct.electron(executor="slurm_timing")
+def environment():
+    import os
+
+    return os.environ["GREETING"], os.environ["MOOD"], "SLURM_STEP_ID" in os.environ
+
+
+@ct.lattice
+def workflow():
+    return environment()
+
+
+result = dispatch_and_wait(add_multiply_workflow("slurm_timing"), 1, 2)
+env = ct.get_result(ct.dispatch(workflow)(), wait=True)
+print(json.dumps([str(result.status), result.result, result.dispatch_id, env.result]))
+"""
+
+
+def test_every_argument_works_from_the_executor_section_of_covalent_conf(options, tmp_path):
+    home, records_file = tmp_path / "home", tmp_path / "records.jsonl"
+    config_file = home / ".config" / "covalent" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    section = options | {"timing_filepath": str(records_file), "record_format": "jsonl"}
+    section |= {
+        "options": {"job-name": "from-covalent-conf", "cpus-per-task": 1},
+        "env": {"GREETING": "hello"},
+        "prerun_commands": ["export MOOD=fine"],
+        "postrun_commands": ["echo after"],
+        "use_srun": True,
+        "slurm_path": "/usr/bin",
+    }
+    config_file.write_text(toml.dumps({"executors": {"slurm_timing": section}}))
+    with running_server(home) as server:
+        done = run_client(server, BY_SHORT_NAME)
+    assert done.returncode == 0, done.stderr
+    status, result, dispatch_id, env = json.loads(done.stdout.splitlines()[-1])
+    assert (status, result) == ("COMPLETED", 6), done.stdout
+    assert env == ["hello", "fine", True]  # the task ran as a job step (srun)
+    lines = [json.loads(line) for line in records_file.read_text().splitlines()]
+    assert [line["dispatch_id"] for line in lines][:2] == [dispatch_id] * 2
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ({"options": {"output": "x.out"}}, "options may not set 'output'"),
+        ({"env": {"A-B": "1"}}, "'A-B' is not"),
+        ({"poll_freq": 0}, "poll_freq 0 is not"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_at_once(argument, message):
+    with pytest.raises(ValueError, match=message):
+        SlurmTimingExecutor(timing_filepath="/dev/null", **argument)
+
+
+def test_a_job_over_its_time_limit_fails_the_node_naming_it(out_of_time, slurm_cluster):
+    executor, dispatch_id = out_of_time
+    result = ct.get_result(dispatch_id, wait=True)
+    assert str(result.status) == "FAILED"
+    error = error_of(result, "sleeps_for_ever")
+    assert "TIMEOUT: Slurm job " in error and "ran out of time (its --time limit)" in error
+    assert "DUE TO TIME LIMIT" in error  # Slurm's own words
+    node = result.get_node_result(node_ids_by_name(result)["sleeps_for_ever"])
+    assert node["stdout"] == "started\n"
+    (run,) = records(executor, dispatch_id).values()
+    assert (run["status"], run["state"]) == ("FAILED", "TIMEOUT")
+    slurm_cluster.wait_until_idle(timeout=30)
