@@ -26,6 +26,8 @@ sys.path[:0] = [str(CONF_DIR), str(REPO_ROOT)]
 
 from covalent_plugin_testing.dask_cluster import running_dask_cluster  # noqa: E402
 from covalent_plugin_testing.server import isolate_in_temporary_home, running_server  # noqa: E402
+from covalent_plugin_testing.slurm_cluster import running_slurm_cluster  # noqa: E402
+from covalent_plugin_testing.ssh_server import running_ssh_server  # noqa: E402
 
 DOCS_HOME, DOCS_PORT = isolate_in_temporary_home("timing-executor-docs-")
 #: The example plugins the pages load from a plugin folder (small_timing, doubling,
@@ -64,8 +66,9 @@ intersphinx_mapping = {
 }
 
 nitpicky = True
-# Covalent publishes no inventory that could be shipped here: its names stay plain text.
-nitpick_ignore_regex = [(r"py:.*", r"covalent(\..*)?")]
+# Covalent and asyncssh publish no inventory that could be shipped here: their names stay
+# plain text.
+nitpick_ignore_regex = [(r"py:.*", r"(covalent|asyncssh)(\..*)?")]
 # Type hints name Future by the module that defines it; the inventory knows its public name.
 # Dask's inventory is not shipped here either: its Client stays plain text.
 nitpick_ignore = [
@@ -87,38 +90,75 @@ copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
 copybutton_only_copy_prompt_lines = True
 
-#: One stack per server (Covalent, Dask), so they start and stop side by side.
-_servers = [ExitStack(), ExitStack()]
+#: One stack per server (Covalent, Dask, sshd, Slurm), so they start and stop side by
+#: side.
+_servers = [ExitStack() for _ in range(4)]
 for _stack in _servers:
     atexit.register(_stack.close)
 
 
-_starting = ThreadPoolExecutor(max_workers=2, thread_name_prefix="docs-servers")
+_starting = ThreadPoolExecutor(max_workers=len(_servers), thread_name_prefix="docs-servers")
 _started: list[Future] = []
 
 
 def _start_servers_for_doctest(app) -> None:
-    """For ``-b doctest`` only, start the Covalent server the examples dispatch to and
-    a Dask scheduler with two workers of two threads, both in the background while
-    Sphinx reads the pages; :func:`_wait_for_servers` waits for them."""
+    """For ``-b doctest`` only, start in the background, while Sphinx reads the pages,
+    the Covalent server the examples dispatch to, a Dask scheduler with two workers of
+    two threads, an sshd and a single-node Slurm; :func:`_wait_for_servers` waits for
+    them."""
     if app.builder.name == "doctest":
-        server = running_server(DOCS_HOME, DOCS_PORT)
-        cluster = running_dask_cluster(DOCS_HOME / "dask", nanny=False)
+        servers = (
+            running_server(DOCS_HOME, DOCS_PORT),
+            running_dask_cluster(DOCS_HOME / "dask", nanny=False),
+            running_ssh_server(DOCS_HOME / "sshd"),
+            running_slurm_cluster(DOCS_HOME / "slurm", memory_limits=True),
+        )
         _started.extend(
             _starting.submit(stack.enter_context, cm)
-            for stack, cm in zip(_servers, (server, cluster), strict=True)
+            for stack, cm in zip(_servers, servers, strict=True)
         )
 
 
 def _wait_for_servers(app, env) -> None:
-    """Before the first example runs: the servers are up, and the Dask examples find
-    the scheduler in ``DASK_SCHEDULER_ADDRESS`` (Dask's own setting; they fall back
-    to ``dask scheduler``'s default port), and ``ct.get_result(wait=True)`` polls
-    every :data:`RESULT_POLL_SECONDS` rather than every second."""
+    """Before the first example runs: the servers are up; the Dask examples find the
+    scheduler in ``DASK_SCHEDULER_ADDRESS`` (Dask's own setting; they fall back to
+    ``dask scheduler``'s default port); ``[executors.ssh_timing]`` and
+    ``[executors.slurm_timing]`` of covalent.conf name the build's sshd and Slurm, as
+    the pages show a reader's; and ``ct.get_result(wait=True)`` polls every
+    :data:`RESULT_POLL_SECONDS` rather than every second."""
     if _started:
-        _, cluster = (future.result() for future in _started)
+        _, cluster, sshd, slurm = (future.result() for future in _started)
         os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.address
+        _configure_remote_executors(sshd, slurm)
         _poll_results_quickly()
+
+
+def _configure_remote_executors(sshd, slurm) -> None:
+    """Write the sections a reader writes for their own machine and cluster, with the
+    values of the build's: both the server (which reads covalent.conf for every task)
+    and the examples' client see them."""
+    import covalent as ct
+
+    login = {
+        "hostname": sshd.host,
+        "port": sshd.port,
+        "username": sshd.username,
+        "ssh_key_file": sshd.key_file,
+        "known_hosts": sshd.known_hosts,
+    }
+    ssh_timing = login | {
+        "python_path": sys.executable,
+        "remote_workdir": str(sshd.home / "covalent-workdir"),
+    }
+    slurm_timing = {
+        "python_path": sys.executable,
+        "remote_workdir": str(DOCS_HOME / "slurm-workdir"),
+        "slurm_conf": str(slurm.conf),
+        "poll_freq": 0.5,
+    }
+    settings = {f"executors.ssh_timing.{key}": value for key, value in ssh_timing.items()}
+    settings |= {f"executors.slurm_timing.{key}": value for key, value in slurm_timing.items()}
+    ct.set_config(settings)
 
 
 #: How often a waiting example asks the server whether its dispatch has finished. Each

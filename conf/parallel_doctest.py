@@ -10,12 +10,17 @@ order. Forked processes share the server the examples dispatch to.
 If ``PARALLEL_DOCTEST_PAGES_READ`` names a file, the builder creates it before the
 examples run, when Sphinx has saved what it read in its doctree folder: another
 build (``build_docs.py``'s HTML build) can start from that instead of reading again.
+
+A page whose examples run longer than :data:`PAGE_SECONDS` (or
+``PARALLEL_DOCTEST_PAGE_SECONDS``) fails, with the traceback of where it was: a
+stuck example fails the build instead of hanging it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Set
@@ -26,6 +31,9 @@ from sphinx.util import logging
 from sphinx.util.console import bold
 
 logger = logging.getLogger(__name__)
+
+#: Seconds a page's examples may take, all together (a page takes 20 s at most).
+PAGE_SECONDS = 300
 
 _COUNTS = (
     "total_tries",
@@ -76,11 +84,19 @@ class ParallelDocTestBuilder(DocTestBuilder):
         self._warn_out = lambda text: report.append(("warn", text))  # type: ignore[method-assign]
         before = {name: getattr(self, name) for name in _COUNTS}
         warnings_before = self._app._warncount
+        seconds = int(os.environ.get("PARALLEL_DOCTEST_PAGE_SECONDS", PAGE_SECONDS))
+
+        def too_long(*_) -> None:
+            raise TimeoutError(f"{docname}: its examples ran longer than {seconds} s")
+
+        signal.signal(signal.SIGALRM, too_long)
+        signal.alarm(seconds)
         try:
             self.test_doc(docname, self.env.get_doctree(docname))
         except BaseException:  # reported to the parent as a failure
             report.append(("warn", traceback.format_exc()))
             self.total_failures += 1
+        signal.alarm(0)
         counts = {name: getattr(self, name) - before[name] for name in _COUNTS}
         counts["warnings"] = self._app._warncount - warnings_before
         with os.fdopen(writer, "w") as pipe:

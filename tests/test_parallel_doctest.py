@@ -90,3 +90,15 @@ def test_failures_and_a_process_that_dies_fail_the_build_in_page_order(tmp_path)
         report.index("dies:") < report.index("Document: right") < report.index("Document: wrong")
     )
     assert "    2 failures in tests" in report
+
+
+def test_a_page_that_runs_too_long_fails_the_build_instead_of_hanging_it(tmp_path):
+    pages = {
+        "stuck": page(code_block("import time\nwhile True:\n    time.sleep(0.1)", "never")),
+        "right": page(code_block("print(1)", "1")),
+    }
+    done = build(tmp_path, pages, PARALLEL_DOCTEST_PAGE_SECONDS="2")
+    assert done.returncode == 1
+    report = (tmp_path / "out" / "output.txt").read_text()
+    assert "TimeoutError: stuck: its examples ran longer than 2 s" in report
+    assert "    1 failure in tests" in report or "    1 failures in tests" in report

@@ -48,7 +48,7 @@ def processes_living_under(folder: Path) -> list[psutil.Process]:
 def test_the_example_project_passes_and_leaves_nothing_behind(tmp_path):
     done = run_pytest(EXAMPLE_PROJECT, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
+    assert "3 passed" in done.stdout
     assert list((tmp_path / "home").iterdir()) == []
     assert list((tmp_path / "tmp").iterdir()) == []
     assert processes_living_under(tmp_path) == []

@@ -179,7 +179,7 @@ def test_each_connection_problem_fails_the_node_within_seconds_naming_it(
     if "host key" in problem:
         assert f"ssh-keyscan -p {port} 127.0.0.1 >> " in error
     recorded = Path(executor.timing_filepath).read_text()
-    assert "failed (ConnectionError)" in recorded or "failed (RuntimeError)" in recorded
+    assert "failed (LoginFailed)" in recorded or "failed (RuntimeError)" in recorded
 
 
 def test_a_remote_python_with_other_versions_fails_the_node_naming_them(

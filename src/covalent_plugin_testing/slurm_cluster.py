@@ -4,7 +4,7 @@ executor plugins: ``munged``, ``slurmctld`` and ``slurmd``, run as the current u
 
 The node ``localhost`` has this machine's CPUs and memory (as ``slurmd -C`` finds
 them) and is in the default partition ``debug``; jobs run as the current user.
-Slurm commands reach the cluster through ``SLURM_CONF`` (:attr:`SlurmCluster.env`).
+Slurm commands reach the cluster through ``SLURM_CONF`` (``SlurmCluster.env``).
 There is no accounting database: ``sacct`` refuses, ``sstat`` answers only while a
 job runs, and ``scontrol show job`` forgets a job ``MinJobAge`` seconds (300 unless
 ``min_job_age`` says) after its end.
@@ -123,7 +123,7 @@ class SlurmCluster:
 
 
 def find_programs() -> dict[str, str]:
-    """The path of each of :data:`PROGRAMS`; raise :class:`SlurmNotFoundError`,
+    """The path of each of ``PROGRAMS``; raise :class:`SlurmNotFoundError`,
     which names the packages to install, if one is missing."""
     search_path = os.pathsep.join([os.environ.get("PATH", os.defpath), *_SBIN_FOLDERS])
     found = {name: shutil.which(name, path=search_path) for name in PROGRAMS}

@@ -73,14 +73,14 @@ class SSHServer:
     key_file: str
     #: A known_hosts file with the server's host key, for ``[127.0.0.1]:port``.
     known_hosts: str
-    #: The Python remote commands should run (by absolute path: the PATH is minimal).
+    #: The Python remote commands should run, by absolute path (the PATH is minimal).
     python: str
     folder: Path
     #: The process id of the listening sshd.
     pid: int
     #: sshd's log (its ``-E`` file, with its standard output and error).
     log: Path
-    #: ``HOME`` of remote commands (``TMPDIR`` is its ``tmp``), inside :attr:`folder`.
+    #: ``HOME`` of remote commands (``TMPDIR`` is its ``tmp``), inside ``folder``.
     home: Path
 
     def asyncssh_options(self) -> dict:

@@ -149,8 +149,8 @@ class DaskTaskRecord(TaskRecord):
 _clients: dict[tuple[str, int], Client] = {}
 #: The workers whose versions were found to match this server's.
 _checked_workers: set[str] = set()
-#: What must match between the server and the cluster: code pickled on one side
-#: is unpickled on the other.
+#: The packages whose versions must match between the server and the cluster,
+#: since code pickled on one side is unpickled on the other.
 MATCHING_PACKAGES = ("covalent", "cloudpickle", "dask", "distributed")
 
 

@@ -21,8 +21,9 @@ from timing_executor.ssh_connection import (
     discard,
 )
 
-#: Commands at once over one SSH connection: OpenSSH allows 10 sessions per
-#: connection (``MaxSessions``), and the launcher of ``ssh_timing`` may hold one.
+#: How many commands run at once over one SSH connection. OpenSSH allows 10
+#: sessions per connection (``MaxSessions``), and ``ssh_timing``'s launcher may
+#: hold one.
 SESSIONS_PER_CONNECTION = 8
 
 
@@ -40,7 +41,7 @@ class CommandResult:
 
 
 class Shell(Protocol):
-    #: Where the commands run, for messages: ``this machine`` or ``host:port``.
+    #: Where the commands run, for messages (``this machine``, or ``host:port``).
     where: str
 
     async def run(

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import asyncssh
 
-#: Seconds between keepalive messages, and how many may go unanswered: a
-#: connection that silently died is noticed within about 15 s.
+#: Seconds between keepalive messages, and how many may go unanswered, so that
+#: a connection that silently died is noticed within about 15 s.
 KEEPALIVE_SECONDS, KEEPALIVE_COUNT = 5, 3
 
 
@@ -28,8 +28,10 @@ class SSHTarget:
 
     hostname: str
     port: int = 22
-    username: str = ""  #: Empty: the user the server runs as.
-    #: A private key file; empty: the default keys (``~/.ssh/id_*``) and the agent.
+    #: Who to log in as (empty means the user the server runs as).
+    username: str = ""
+    #: A private key file (empty means the default keys, ``~/.ssh/id_*``, and
+    #: the agent).
     ssh_key_file: str = ""
     known_hosts: str = "~/.ssh/known_hosts"  #: The host keys to trust.
     connect_timeout: float = 10.0  #: Seconds to wait for the login.

@@ -706,9 +706,9 @@ class TaskExit:
     cpu_seconds: float = 0.0  #: The whole CPU time of the task's process.
     #: CPU time of the processes the task started and left, ended after it.
     others_cpu_seconds: float = 0.0
-    #: What the task left: ``outcome.pkl``, ``stdout``, ``stderr``.
+    #: The files the task left (``outcome.pkl``, ``stdout``, ``stderr``).
     files: dict = field(default_factory=dict)
-    #: Why no report came: the launcher, or the connection to it, is gone.
+    #: Why no report came (the launcher, or the connection to it, is gone).
     lost: str | None = None
 
 
