@@ -95,7 +95,8 @@ class AsyncTimingExecutor(AsyncBaseExecutor):
         return await loop.run_in_executor(_file_threads, report)
 
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
-        """Kill the task's process; Covalent then marks the node CANCELLED."""
+        """Stop the task and every process it started; ``run()`` then raises
+        ``TaskCancelledError``, which makes the node CANCELLED."""
         return cancel_task(job_handle)
 
     async def receive(

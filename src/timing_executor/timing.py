@@ -1089,7 +1089,8 @@ class TimingExecutor(BaseExecutor):
         return report_end(end, task_metadata, task_name(function), self)
 
     def cancel(self, task_metadata: dict, job_handle: Any) -> bool:
-        """Kill the task's process; Covalent then marks the node CANCELLED."""
+        """Stop the task and every process it started; ``run()`` then raises
+        ``TaskCancelledError``, which makes the node CANCELLED."""
         return cancel_task(job_handle)
 
     async def receive(
