@@ -20,3 +20,16 @@ def covalent_only(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def ssh_server_python(covalent_only) -> str:
     return covalent_only
+
+
+@pytest.fixture
+def ssh_login(ssh_server) -> dict:
+    """The arguments with which ``ssh_timing`` and ``slurm_timing`` log in to the
+    session's sshd."""
+    return {
+        "hostname": ssh_server.host,
+        "port": ssh_server.port,
+        "username": ssh_server.username,
+        "ssh_key_file": ssh_server.key_file,
+        "known_hosts": ssh_server.known_hosts,
+    }

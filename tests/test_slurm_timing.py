@@ -26,8 +26,10 @@ from tests.workflows import (
     add_multiply_workflow,
     assert_misbehaviour_reported,
     dispatch_and_wait,
+    error_of,
     misbehaving_workflow,
     node_ids_by_name,
+    records,
     sleeping_workflow,
 )
 from timing_executor.slurm_timing import SlurmTimingExecutor
@@ -65,18 +67,6 @@ def executor(options, tmp_path):
     return SlurmTimingExecutor(
         **options, timing_filepath=tmp_path / "records.jsonl", record_format="jsonl"
     )
-
-
-def records(executor, dispatch_id: str) -> dict[int, dict]:
-    """The records of one dispatch, by node id."""
-    lines = Path(executor.timing_filepath).read_text().splitlines()
-    runs = [json.loads(line) for line in lines]
-    return {run["node_id"]: run for run in runs if run["dispatch_id"] == dispatch_id}
-
-
-def error_of(result, name: str) -> str:
-    node = result.get_node_result(node_ids_by_name(result)[name])
-    return node["stderr"] or node["error"] or ""
 
 
 def one_task(executor, task):
@@ -144,16 +134,10 @@ def test_a_workflow_runs_as_jobs_and_is_recorded_here(
 
 
 def test_jobs_are_submitted_over_ssh_too(
-    covalent_server, slurm_cluster, ssh_server, options, tmp_path, remote_workdir
+    covalent_server, ssh_login, options, tmp_path, remote_workdir
 ):
-    ssh = {
-        "hostname": ssh_server.host,
-        "port": ssh_server.port,
-        "username": ssh_server.username,
-        "ssh_key_file": ssh_server.key_file,
-        "known_hosts": ssh_server.known_hosts,
-    }
-    executor = SlurmTimingExecutor(**options, **ssh, timing_filepath=tmp_path / "r.jsonl")
+    login = options | ssh_login
+    executor = SlurmTimingExecutor(**login, timing_filepath=tmp_path / "r.jsonl")
     result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
     assert str(result.status) == "COMPLETED", result.error
     assert result.result == 6

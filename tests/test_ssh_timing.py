@@ -22,8 +22,10 @@ from tests.workflows import (
     add_multiply_workflow,
     assert_misbehaviour_reported,
     dispatch_and_wait,
+    error_of,
     misbehaving_workflow,
     node_ids_by_name,
+    records,
     sleeping_workflow,
 )
 from timing_executor.ssh_timing import SSHTimingExecutor
@@ -37,17 +39,9 @@ def remote_workdir(ssh_server) -> Path:
 
 
 @pytest.fixture
-def options(ssh_server, remote_workdir) -> dict:
-    """What the executor needs to reach the fixture's sshd."""
-    return {
-        "hostname": ssh_server.host,
-        "port": ssh_server.port,
-        "username": ssh_server.username,
-        "ssh_key_file": ssh_server.key_file,
-        "known_hosts": ssh_server.known_hosts,
-        "python_path": ssh_server.python,
-        "remote_workdir": str(remote_workdir),
-    }
+def options(ssh_server, ssh_login, remote_workdir) -> dict:
+    """What the executor needs to run tasks on the fixture's sshd."""
+    return ssh_login | {"python_path": ssh_server.python, "remote_workdir": str(remote_workdir)}
 
 
 @pytest.fixture
@@ -57,21 +51,8 @@ def executor(options, tmp_path):
     )
 
 
-def records(executor, dispatch_id: str) -> dict[int, dict]:
-    """The records of one dispatch, by node id."""
-    lines = Path(executor.timing_filepath).read_text().splitlines()
-    runs = [json.loads(line) for line in lines]
-    return {run["node_id"]: run for run in runs if run["dispatch_id"] == dispatch_id}
-
-
 def logins(ssh_server) -> int:
     return ssh_server.log.read_text().count("Accepted publickey")
-
-
-def error_of(result, name: str) -> str:
-    """What the node says went wrong: its stderr for TaskRuntimeError, else its error."""
-    node = result.get_node_result(node_ids_by_name(result)[name])
-    return node["stderr"] or node["error"] or ""
 
 
 def test_a_workflow_runs_there_and_is_recorded_here(covalent_server, executor, remote_workdir):

@@ -1,5 +1,8 @@
 """The how-to page's add/multiply workflow, built for any executor."""
 
+import json
+from pathlib import Path
+
 import covalent as ct
 
 
@@ -49,6 +52,20 @@ def dispatch_and_wait(workflow, *args):
     """Dispatch ``workflow(*args)`` to the configured server and return its finished result."""
     dispatch_id = ct.dispatch(workflow)(*args)
     return ct.get_result(dispatch_id, wait=True)
+
+
+def records(executor, dispatch_id: str) -> dict[int, dict]:
+    """The JSON Lines records of one dispatch in ``executor``'s file, by node id."""
+    lines = Path(executor.timing_filepath).read_text().splitlines()
+    runs = [json.loads(line) for line in lines]
+    return {run["node_id"]: run for run in runs if run["dispatch_id"] == dispatch_id}
+
+
+def error_of(result, name: str) -> str:
+    """What node ``name`` says went wrong: its stderr (a ``TaskRuntimeError``'s
+    report), else its error."""
+    node = result.get_node_result(node_ids_by_name(result)[name])
+    return node["stderr"] or node["error"] or ""
 
 
 def node_ids_by_name(result) -> dict[str, int]:

@@ -32,7 +32,12 @@ from covalent.executor.schemas import TaskUpdate
 
 from timing_executor import timing
 from timing_executor.shells import LocalShell, Shell, SSHShell
-from timing_executor.ssh_connection import SSHTarget, remote_quote
+from timing_executor.ssh_connection import (
+    check_port,
+    environment,
+    remote_quote,
+    target_of,
+)
 from timing_executor.timing import (
     DEFAULT_TIMING_FILEPATH,
     LAUNCHER_BOOT,
@@ -366,34 +371,25 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         self.poll_freq = poll_freq
         self.timing_filepath = resolve_timing_filepath(timing_filepath)
         self.record_format = check_record_format(record_format)
-        self.job_script()  # values that cannot work fail here, on the client
+        check_port(port)  # values that cannot work fail here, on the client
+        self.job_script()
         if not isinstance(poll_freq, int | float) or poll_freq <= 0:
             raise ValueError(
                 f"poll_freq {poll_freq!r} is not a number of seconds > 0."
             )
 
     def shell(self) -> Shell:
+        """Where the Slurm commands run: here, or on ``hostname`` over SSH."""
         if not self.hostname:
             return LocalShell()
-        target = SSHTarget(
-            self.hostname,
-            self.port,
-            self.username,
-            self.ssh_key_file,
-            self.known_hosts,
-            self.connect_timeout,
-        )
-        return SSHShell(target.check())
+        return SSHShell(target_of(self).check())
 
     def job_script(self) -> JobScript:
-        for name in self.env:
-            if not name.isidentifier():
-                raise ValueError(f"env name {name!r} is not a variable name.")
         sbatch_lines(self.options)
         return JobScript(
             self.python_path,
             tuple(self.options.items()),
-            tuple(sorted((name, str(value)) for name, value in self.env.items())),
+            environment(self.env),
             tuple(self.prerun_commands),
             tuple(self.postrun_commands),
             self.use_srun,

@@ -49,8 +49,7 @@ class SSHTarget:
         ``ValueError`` that names the value and the fix."""
         if not self.hostname:
             raise ValueError("hostname '' is empty: name the machine to use.")
-        if not isinstance(self.port, int) or not 0 < self.port < 65536:
-            raise ValueError(f"port {self.port!r} is not a TCP port (1-65535).")
+        check_port(self.port)
         known_hosts = Path(self.known_hosts).expanduser()
         if not known_hosts.is_file():
             raise ValueError(
@@ -65,6 +64,37 @@ class SSHTarget:
                 "private key whose public key is in the host's authorized_keys."
             )
         return self
+
+
+#: The arguments of an executor that say where to log in: an ``SSHTarget``'s fields.
+LOGIN_ARGUMENTS = (
+    "hostname",
+    "port",
+    "username",
+    "ssh_key_file",
+    "known_hosts",
+    "connect_timeout",
+)
+
+
+def target_of(executor: object) -> SSHTarget:
+    """The ``SSHTarget`` an executor's :data:`LOGIN_ARGUMENTS` name."""
+    return SSHTarget(*(getattr(executor, name) for name in LOGIN_ARGUMENTS))
+
+
+def check_port(port: object) -> int:
+    """Return ``port`` if it is a TCP port; else raise a ``ValueError``."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"port {port!r} is not a TCP port (1-65535).")
+    return port
+
+
+def environment(env: dict) -> tuple[tuple[str, str], ...]:
+    """``env`` as sorted ``(name, value)`` pairs, after checking every name."""
+    for name in env:
+        if not str(name).isidentifier():
+            raise ValueError(f"env name {name!r} is not a variable name.")
+    return tuple(sorted((name, str(value)) for name, value in env.items()))
 
 
 class LoginFailed(ConnectionError):

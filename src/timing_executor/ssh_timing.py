@@ -32,9 +32,12 @@ from timing_executor import timing
 from timing_executor.ssh_connection import (
     LoginFailed,
     SSHTarget,
+    check_port,
     connection,
     discard,
+    environment,
     remote_quote,
+    target_of,
 )
 from timing_executor.timing import (
     DEFAULT_TIMING_FILEPATH,
@@ -280,25 +283,11 @@ class SSHTimingExecutor(AsyncBaseExecutor):
         self.connect_timeout = connect_timeout
         self.timing_filepath = resolve_timing_filepath(timing_filepath)
         self.record_format = check_record_format(record_format)
-        self.side()  # values that cannot work fail here, on the client
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise ValueError(f"port {port!r} is not a TCP port (1-65535).")
-
-    def target(self) -> SSHTarget:
-        return SSHTarget(
-            self.hostname,
-            self.port,
-            self.username,
-            self.ssh_key_file,
-            self.known_hosts,
-            self.connect_timeout,
-        )
+        check_port(port)  # values that cannot work fail here, on the client
+        self.side()
 
     def side(self) -> RemoteSide:
-        for name in self.env:
-            if not name.isidentifier():
-                raise ValueError(f"env name {name!r} is not a variable name.")
-        env = tuple(sorted((name, str(value)) for name, value in self.env.items()))
+        env = environment(self.env)
         return RemoteSide(
             self.python_path, self.remote_workdir, env, self.prerun_command
         )
@@ -313,7 +302,7 @@ class SSHTimingExecutor(AsyncBaseExecutor):
         )
         name, started_at = task_name(function), time.time()
         try:
-            launcher = await remote_launcher(self.target().check(), self.side())
+            launcher = await remote_launcher(target_of(self).check(), self.side())
         except (ConnectionError, ValueError) as error:
             end = TaskEnd("FAILED", started_at, 0.0, 0.0)
             end.error = f"{type(error).__name__}: {error}"
@@ -345,7 +334,7 @@ class SSHTimingExecutor(AsyncBaseExecutor):
         """
         if not isinstance(job_handle, str) or not self.hostname:
             return False
-        launcher = find_launcher(self.target(), self.side())
+        launcher = find_launcher(target_of(self), self.side())
         return launcher is not None and launcher.cancel(job_handle)
 
     async def receive(
