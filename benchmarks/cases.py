@@ -201,7 +201,7 @@ def task_memory(
             infos = [process.memory_full_info() for process in task_processes]
             mb = 2**20
             out.add("M", variant, "tasks running when measured", started, rep)
-            out.add("M", variant, "task processes measured", len(infos), rep)
+            out.add("M", variant, "processes measured (2 per task)", len(infos), rep)
             out.add(
                 "M",
                 variant,

@@ -187,20 +187,162 @@ DASK_SUMMARY_ROWS = [
 ]
 
 
+#: The SSH summary's rows (case R). Columns: SSHTimingExecutor, covalent-ssh-plugin's
+#: SSHExecutor, Covalent's local executor. Taken on one sshd on the same machine.
+SSH_SUMMARY_ROWS = [
+    (
+        "100 trivial tasks, dispatch to done (s)",
+        "R",
+        "100 trivial tasks, dispatch to done (s)",
+        ("ssh_timing", "ssh", "local"),
+    ),
+    (
+        "100 trivial tasks, / `SSHExecutor`'s time (goal: <= 0.5)",
+        "R",
+        "100 trivial tasks, time / ssh time",
+        ("ssh_timing", "ssh", "local"),
+    ),
+    (
+        "20 tasks of `sleep(1)` at once, dispatch to done (s)",
+        "R",
+        "20 x sleep(1), dispatch to done (s)",
+        ("ssh_timing", "ssh", "local"),
+    ),
+    (
+        "20 tasks of `sleep(1)` at once, / `SSHExecutor`'s time (goal: <= 0.5)",
+        "R",
+        "20 x sleep(1), time / ssh time",
+        ("ssh_timing", "ssh", "local"),
+    ),
+    (
+        "recorded / true CPU time, worst of 4 tasks at once (goal: 1.00 +/- 0.03)",
+        "R",
+        "recorded / true, worst task",
+        ("ssh_timing", None, None),
+    ),
+    (
+        "SSH logins for the 100 trivial tasks",
+        "R",
+        "SSH logins for the 100 trivial tasks",
+        ("ssh_timing", "ssh", None),
+    ),
+    (
+        "connects to a host whose key changed",
+        "R",
+        "connects to a host whose key changed (1: yes)",
+        ("ssh_timing", "ssh", None),
+    ),
+    (
+        "the task's stdout reaches the node's result",
+        "R",
+        "the task's stdout reaches the node's result (1: yes)",
+        ("ssh_timing", "ssh", None),
+    ),
+    (
+        "files left in the remote folders after a task that raised",
+        "R",
+        "files left in the remote folders after a task that raised",
+        ("ssh_timing", "ssh", None),
+    ),
+    (
+        "files left in the remote folders after a task that called `os._exit(3)`",
+        "R",
+        "files left in the remote folders after a task that called os._exit(3)",
+        ("ssh_timing", "ssh", None),
+    ),
+    (
+        "the task still runs 5 s after `ct.cancel`",
+        "R",
+        "the task still runs 5 s after ct.cancel (1: yes)",
+        ("ssh_timing", "ssh", None),
+    ),
+]
+
+
+#: The Slurm summary's rows (case S). Columns: SlurmTimingExecutor and
+#: covalent-slurm-plugin's SlurmExecutor, both submitting over SSH.
+SLURM_SUMMARY_ROWS = [
+    (
+        "20 trivial tasks, dispatch to done (s)",
+        "S",
+        "20 trivial tasks, dispatch to done (s)",
+        ("slurm_timing", "slurm"),
+    ),
+    (
+        "20 trivial tasks, / `SlurmExecutor`'s time",
+        "S",
+        "20 trivial tasks, time / slurm time",
+        ("slurm_timing", "slurm"),
+    ),
+    (
+        "2 CPU-bound tasks at a barrier, dispatch to done (s)",
+        "S",
+        "2 CPU-bound tasks at a barrier, dispatch to done (s)",
+        ("slurm_timing", "slurm"),
+    ),
+    (
+        "2 CPU-bound tasks at a barrier, / `SlurmExecutor`'s time",
+        "S",
+        "2 CPU-bound tasks at a barrier, time / slurm time",
+        ("slurm_timing", "slurm"),
+    ),
+    (
+        "recorded / true CPU time, worst of 2 jobs at once (goal: 1.00 +/- 0.03)",
+        "S",
+        "recorded / true, worst task",
+        ("slurm_timing", None),
+    ),
+    (
+        "seconds from `ct.cancel` to the job gone from `squeue`",
+        "S",
+        "seconds from ct.cancel to the job gone from squeue",
+        ("slurm_timing", None),
+    ),
+    (
+        "the job is still in `squeue` 10 s after `ct.cancel`",
+        "S",
+        "the job is still in squeue 10 s after ct.cancel (1: yes)",
+        ("slurm_timing", "slurm"),
+    ),
+    (
+        "the job's stdout reaches the node's result",
+        "S",
+        "the task's stdout reaches the node's result (1: yes)",
+        ("slurm_timing", "slurm"),
+    ),
+    (
+        "SSH logins for the 20 trivial tasks",
+        "S",
+        "SSH logins for the 20 trivial tasks",
+        ("slurm_timing", "slurm"),
+    ),
+]
+
+
+def _cell(metric: str, values: list[float]) -> str:
+    """The median of ``values``: yes or no for a metric that says ``(1: yes)``, a
+    whole number for counts."""
+    if not values:
+        return ""
+    value = measures.median(values)
+    if metric.endswith("(1: yes)"):
+        return "yes" if value >= 0.5 else "no"
+    if metric.startswith(("SSH logins", "files left")):
+        return f"{value:g}"
+    return _format(value)
+
+
 def _rows(runs: dict, rows: list) -> list[str]:
     lines = []
     for what, case, metric, variants in rows:
-        cells = []
-        for variant in variants:
-            values = runs.get((case, variant, metric))
-            cells.append(_format(measures.median(values)) if values else "")
+        cells = [_cell(metric, runs.get((case, variant, metric), [])) for variant in variants]
         lines.append(f"| {what} ({case}) | " + " | ".join(cells) + " |")
     return lines
 
 
 def summary(samples: list[Sample]) -> str:
     """Short Markdown tables of the medians a reader needs, one column per executor:
-    on the server's machine, then on a Dask cluster."""
+    on the server's machine, on a Dask cluster, over SSH and on Slurm."""
     runs = defaultdict(list)
     for sample in samples:
         runs[(sample.case, sample.variant, sample.metric)].append(sample.value)
@@ -214,5 +356,15 @@ def summary(samples: list[Sample]) -> str:
         "Covalent's `DaskExecutor` |",
         "|---|---:|---:|---:|",
         *_rows(runs, DASK_SUMMARY_ROWS),
+        "",
+        "| over SSH, on one sshd | `SSHTimingExecutor` | covalent-ssh-plugin's "
+        "`SSHExecutor` | Covalent's `local` |",
+        "|---|---:|---:|---:|",
+        *_rows(runs, SSH_SUMMARY_ROWS),
+        "",
+        "| on Slurm, submitting over SSH | `SlurmTimingExecutor` | covalent-slurm-plugin's "
+        "`SlurmExecutor` |",
+        "|---|---:|---:|",
+        *_rows(runs, SLURM_SUMMARY_ROWS),
     ]
     return "\n".join(lines)

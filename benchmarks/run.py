@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # what ``tox -e bench`` runs
     python -m benchmarks.run --repetitions 1 --no-dask --no-write
     python -m benchmarks.run --repetitions 1 --cases G    # one case, printed only
+    python -m benchmarks.run --repetitions 1 --cases R    # SSH, against covalent-ssh-plugin
 
 Each case starts an isolated server (covalent_plugin_testing) with the two
 baselines in its executor plugin folder, and stops it before the next case.
@@ -35,10 +36,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask cases (B dask, G)")
+    parser.add_argument(
+        "--no-remote", action="store_true", help="skip the SSH and Slurm cases (R, S)"
+    )
     parser.add_argument("--no-docs", action="store_true", help="skip timing tox -e docs (E)")
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
     parser.add_argument(
-        "--cases", default="ABCDEGIM", help="run only these cases, such as G (implies --no-write)"
+        "--cases",
+        default="ABCDEGIMRS",
+        help="run only these cases, such as G (implies --no-write)",
     )
     args = parser.parse_args(argv)
     if args.cases != parser.get_default("cases"):
@@ -81,6 +87,24 @@ def main(argv: list[str] | None = None) -> None:
         on_cluster = on_server("G", lambda: dask_cases.on_cluster(reps, work))
         steps.append(
             ("case G: DaskTimingExecutor on clusters of 1 and 2 workers", "G", on_cluster)
+        )
+    if not args.no_remote:
+
+        def remote(name: str):
+            def step():
+                # Imported here: without the upstream plugins only R and S fail.
+                from benchmarks import remote_cases
+
+                run_case = {"R": remote_cases.ssh_case, "S": remote_cases.slurm_case}[name]
+                return run_case(root, port, plugins, reps, work)
+
+            return step
+
+        steps.append(
+            ("case R: SSHTimingExecutor and covalent-ssh-plugin on one sshd", "R", remote("R"))
+        )
+        steps.append(
+            ("case S: SlurmTimingExecutor and covalent-slurm-plugin over SSH", "S", remote("S"))
         )
     steps.append(
         ("case D: run() without a server", "D", lambda: overhead.run_overhead(reps, work))

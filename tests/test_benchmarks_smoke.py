@@ -46,7 +46,7 @@ def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
     assert ("D", "sync", "3 trivial tasks, dispatch to done (s)") in figures
     assert len(result.intervals["async"]) == 3
     assert figures["M", "async", "tasks running when measured"] == 3
-    assert figures["M", "async", "task processes measured"] == 3
+    assert figures["M", "async", "processes measured (2 per task)"] == 6  # supervisor, task
     assert 0 < figures["M", "async", "task processes, USS summed (MB)"] < 500
 
     table = report.table(result.samples)

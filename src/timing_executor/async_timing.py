@@ -78,15 +78,15 @@ class AsyncTimingExecutor(AsyncBaseExecutor):
         loop = asyncio.get_running_loop()
         task = await loop.run_in_executor(_file_threads, TaskRun)
         try:
+            if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
+                await self.set_job_handle(task.task_id)  # what cancel() gets back
+                if await self.get_cancel_requested():  # asked before it was saved
+                    task.launcher.cancel(task.task_id)
             start = partial(task.start, function, args, kwargs)
             if not await loop.run_in_executor(_file_threads, start):
                 raise TaskCancelledError(
                     "The task was cancelled before it started."
                 )
-            if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
-                await self.set_job_handle(task.task_id)  # what cancel() gets back
-                if await self.get_cancel_requested():  # asked before it was saved
-                    task.launcher.cancel(task.task_id)
             await asyncio.wrap_future(task.exited)  # the event loop stays free
             end = await loop.run_in_executor(_file_threads, task.end)
         finally:

@@ -66,7 +66,7 @@ class SSHTarget:
         return self
 
 
-#: The arguments of an executor that say where to log in: an ``SSHTarget``'s fields.
+#: An executor's arguments that say where to log in (an ``SSHTarget``'s fields).
 LOGIN_ARGUMENTS = (
     "hostname",
     "port",

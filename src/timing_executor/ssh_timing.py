@@ -311,13 +311,13 @@ class SSHTimingExecutor(AsyncBaseExecutor):
         loop = asyncio.get_running_loop()
         task = TaskRun(launcher)
         try:
-            start = partial(task.start, function, args, kwargs, cwd=".")
-            if not await loop.run_in_executor(_pickling_threads, start):
-                raise TaskCancelledError("The task was cancelled before it began.")
             if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
                 await self.set_job_handle(task.task_id)  # what cancel() gets back
                 if await self.get_cancel_requested():  # asked before it was saved
                     launcher.cancel(task.task_id)
+            start = partial(task.start, function, args, kwargs, cwd=".")
+            if not await loop.run_in_executor(_pickling_threads, start):
+                raise TaskCancelledError("The task was cancelled before it began.")
             await asyncio.wrap_future(task.exited)  # the event loop stays free
             end = await loop.run_in_executor(_pickling_threads, task.end)
         finally:

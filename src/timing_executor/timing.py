@@ -357,12 +357,10 @@ def run_task_process(folder: str) -> NoReturn:
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36  # from <linux/prctl.h>
 
 
-class Stop(Exception):
-    """SIGTERM reached a task's supervisor: the task is cancelled."""
-
-
-def raise_stop(*_: Any) -> NoReturn:
-    raise Stop
+#: The signals a supervisor waits for: SIGTERM (a cancel, or its launcher's end)
+#: and SIGCHLD (a process of the task ended). It keeps them blocked and takes them
+#: with ``sigwaitinfo``, so none is lost, whatever it is doing when one comes.
+SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGCHLD}
 
 
 def supervise_task(folder: str) -> NoReturn:
@@ -372,10 +370,10 @@ def supervise_task(folder: str) -> NoReturn:
     or a daemon (it is a *child subreaper*, on Linux), and reaps them as they end.
     When the task's process has ended, or at SIGTERM (a cancel), it kills and
     reaps all that is left, so nothing the task started outlives it, and writes
-    ``ended.json``: the task process's exit code (negative: a signal), its CPU
-    time, and the CPU time of the other processes it left.
+    ``ended.json``: the task process's exit code (negative: a signal; None: the
+    task was stopped), its CPU time, and the CPU time of the other processes.
     """
-    signal.signal(signal.SIGTERM, raise_stop)
+    signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
     folder = os.path.abspath(folder)
     try:
         redirect_output(folder)  # the supervisor's own errors, too
@@ -386,34 +384,37 @@ def supervise_task(folder: str) -> NoReturn:
             try:
                 if sys.platform == "linux":  # the kernel kills it if we die
                     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
                 os.setpgid(0, 0)
                 run_task_process(folder)
             finally:
                 os._exit(70)
-        ended: dict[str, Any] = {"exit_code": None, "cpu_seconds": 0.0}
-        others = 0.0
-        try:
-            while True:  # the task's process, and orphans that end meanwhile
-                reaped, status, usage = os.wait4(-1, 0)
-                if reaped == pid:
-                    ended["exit_code"] = os.waitstatus_to_exitcode(status)
-                    ended["cpu_seconds"] = usage.ru_utime + usage.ru_stime
-                    break
-                others += usage.ru_utime + usage.ru_stime
-        except Stop:
-            pass
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ended, others = wait_for_task(pid)
         kill_group(pid)
-        others += end_descendants()
-        ended["others_cpu_seconds"] = others
+        ended["others_cpu_seconds"] = others + end_descendants()
         with open(os.path.join(folder, "ended.json"), "w") as ended_file:
             json.dump(ended, ended_file)
     except BaseException:
         traceback.print_exc()  # into the task's stderr
     finally:
         os._exit(0)
+
+
+def wait_for_task(pid: int) -> tuple[dict[str, Any], float]:
+    """Reap the task's process ``pid`` and the orphans that end meanwhile, until it
+    ends or SIGTERM comes; return how it ended and the orphans' CPU seconds."""
+    others = 0.0
+    while signal.sigwaitinfo(SUPERVISOR_SIGNALS).si_signo == signal.SIGCHLD:
+        with contextlib.suppress(ChildProcessError):
+            while (reaped := os.wait4(-1, os.WNOHANG))[0]:
+                child, status, usage = reaped
+                cpu = usage.ru_utime + usage.ru_stime
+                if child == pid:
+                    exit_code = os.waitstatus_to_exitcode(status)
+                    return {"exit_code": exit_code, "cpu_seconds": cpu}, others
+                others += cpu
+    return {"exit_code": None, "cpu_seconds": 0.0}, others
 
 
 def end_descendants() -> float:
@@ -581,8 +582,10 @@ def task_folder(workdir: str, task_id: str) -> str:
 
 
 def fork_supervisor(folder: str, launcher_fds: list[int]) -> int:
-    """Fork the supervisor of one task, in a process group of its own."""
+    """Fork the supervisor of one task, in a process group of its own. SIGTERM is
+    blocked in it from the start: a cancel that comes at once is never lost."""
     launcher_pid = os.getpid()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     pid = os.fork()
     if pid == 0:  # the supervisor: it must never return to the loop
         try:
@@ -597,6 +600,7 @@ def fork_supervisor(folder: str, launcher_fds: list[int]) -> int:
                 supervise_task(folder)
         finally:
             os._exit(70)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     with contextlib.suppress(OSError):  # the child did it first, or has exited
         os.setpgid(pid, pid)  # also here, so a cancel can never miss the group
     return pid
@@ -1074,14 +1078,14 @@ class TimingExecutor(BaseExecutor):
         task_ids(task_metadata)  # bad metadata fails before anything starts
         task = TaskRun()
         try:
-            if not task.start(function, args, kwargs):
-                raise TaskCancelledError(
-                    "The task was cancelled before it started."
-                )
             if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
                 self.set_job_handle(task.task_id)  # what cancel() gets back
                 if self.get_cancel_requested():  # asked before the handle was saved
                     task.launcher.cancel(task.task_id)
+            if not task.start(function, args, kwargs):  # a cancel came first
+                raise TaskCancelledError(
+                    "The task was cancelled before it started."
+                )
             task.exited.result()  # wait, in this thread, until the process ends
             end = task.end()
         finally:
