@@ -40,7 +40,9 @@ class CallLogExecutor(BaseExecutor):
         return function(*args, **kwargs)
 
     def cancel(self, task_metadata, job_handle):
-        self.write_down("cancel", task_metadata=task_metadata, job_handle=job_handle)
+        self.write_down(
+            "cancel", task_metadata=task_metadata, job_handle=job_handle
+        )
         return True
 
     def teardown(self, task_metadata):

@@ -357,7 +357,7 @@ def run_task_process(folder: str) -> NoReturn:
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36  # from <linux/prctl.h>
 
 
-#: The signals a supervisor waits for: SIGTERM (a cancel, or its launcher's end)
+#: The signals a supervisor waits for, SIGTERM (a cancel, or its launcher's end)
 #: and SIGCHLD (a process of the task ended). It keeps them blocked and takes them
 #: with ``sigwaitinfo``, so none is lost, whatever it is doing when one comes.
 SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGCHLD}
