@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from covalent_plugin_testing.processes import stop_process
+
 START_TIMEOUT_SECONDS = 120
 
 #: Dask settings that keep an idle cluster quiet. Without them a scheduler and two
@@ -59,13 +61,7 @@ def _client(*args: Any, **kwargs: Any) -> Iterator[Any]:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, grace=20)
 
 
 def _wait_for_workers(python: str, scheduler_file: Path, count: int) -> None:

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from covalent_plugin_testing.processes import stop_process
+
 START_TIMEOUT_SECONDS = 60
 STOP_GRACE_SECONDS = 5
 COMMAND_TIMEOUT_SECONDS = 60
@@ -266,14 +268,7 @@ def _start(
 
 
 def _stop(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, grace)
 
 
 def _start_munged(folder: Path, sockets: Path, programs: dict[str, str], stack: ExitStack) -> None:

@@ -34,6 +34,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from covalent_plugin_testing.processes import stop_process
 from covalent_plugin_testing.server import free_port
 
 START_TIMEOUT_SECONDS = 30
@@ -370,12 +371,7 @@ def _stop(listener: subprocess.Popen, port: int) -> None:
     # Connections accepted meanwhile.
     for level in _session_levels(listener, port):
         _signal_all(level, signal.SIGKILL)
-    listener.terminate()
-    try:
-        listener.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        listener.kill()
-        listener.wait()
+    stop_process(listener, STOP_GRACE_SECONDS)
     # Processes that sessions started while they were being stopped.
     for level in _session_levels(listener, port):
         _signal_all(level, signal.SIGKILL)
