@@ -11,6 +11,7 @@ The table also goes to benchmarks/results/, the chart to docs/explanation/.
 """
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> None:
 
     user_env = dict(os.environ)
     root = Path(tempfile.mkdtemp(prefix="timing-executor-bench-"))
+    # Removed at exit, after the chart (matplotlib caches fonts in this HOME) and after
+    # multiprocessing's own clean-up of its folder inside it (case I): atexit runs the
+    # functions it was given last first, and multiprocessing registers its later.
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     port = free_port()
     isolate_this_process(root / "client", port)
     # Import covalent only after isolating this process.
@@ -121,30 +126,27 @@ def main(argv: list[str] | None = None) -> None:
     steps = [step for step in steps if step[1].split()[0] in args.cases]
     results: dict[str, cases.CaseResult] = {}
     failed = []
-    try:
-        for description, name, step in steps:
-            _log(description)
-            try:
-                results.setdefault(name, cases.CaseResult()).extend(step())
-            except Exception as error:  # keep the other cases' figures
-                failed.append(f"{description}: {type(error).__name__}: {error}")
-                _log(f"FAILED {failed[-1]}")
-        samples = [s for result in results.values() for s in result.samples]
-        failures = "".join(f"\nNot measured: {failure}\n" for failure in failed)
-        text = f"Machine: {machine}\n\n{report.table(samples)}\n{failures}"
-        print(text)
-        if not args.no_write:
-            RESULTS_DIR.mkdir(exist_ok=True)
-            (RESULTS_DIR / "results.md").write_text(text)
-            (RESULTS_DIR / "summary.md").write_text(report.summary(samples) + "\n")
-            raw = {"machine": machine, "samples": [asdict(s) for s in samples], "failed": failed}
-            (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
-            if all(name in results for name in "ABI"):
-                abi = (results[name] for name in "ABI")
-                report.chart(*abi, CHART, results.get("G"))
-            _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
-    finally:  # after the chart too: matplotlib caches fonts in this HOME
-        shutil.rmtree(root, ignore_errors=True)
+    for description, name, step in steps:
+        _log(description)
+        try:
+            results.setdefault(name, cases.CaseResult()).extend(step())
+        except Exception as error:  # keep the other cases' figures
+            failed.append(f"{description}: {type(error).__name__}: {error}")
+            _log(f"FAILED {failed[-1]}")
+    samples = [s for result in results.values() for s in result.samples]
+    failures = "".join(f"\nNot measured: {failure}\n" for failure in failed)
+    text = f"Machine: {machine}\n\n{report.table(samples)}\n{failures}"
+    print(text)
+    if not args.no_write:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        (RESULTS_DIR / "results.md").write_text(text)
+        (RESULTS_DIR / "summary.md").write_text(report.summary(samples) + "\n")
+        raw = {"machine": machine, "samples": [asdict(s) for s in samples], "failed": failed}
+        (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
+        if all(name in results for name in "ABI"):
+            abi = (results[name] for name in "ABI")
+            report.chart(*abi, CHART, results.get("G"))
+        _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
     if failed:
         sys.exit(1)
 
