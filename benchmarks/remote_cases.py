@@ -170,6 +170,19 @@ class Timings:
         self.out.add(self.case, variant, f"{what}, dispatch to done (s)", seconds, self.rep)
         return result
 
+    def trivial_tasks(self, side, variants, workdir: Path, count: int) -> None:
+        """Dispatch ``count`` trivial tasks with each variant of ``side``, on a new
+        connection each; record the SSH logins each made for them."""
+        what = f"{count} trivial tasks"
+        for variant in variants:
+            log = workdir / f"{self.case}-{variant}-{self.rep}.log"
+            executor = side.make(variant, log, fresh=True)
+            before = logins(side.sshd)
+            self.dispatch(what, variant, tasks.trivial_workflow(executor, count), count)
+            if variant != "local":
+                done = logins(side.sshd) - before
+                self.out.add(self.case, variant, f"SSH logins for the {what}", done, self.rep)
+
     def ratios(self, baseline: str) -> None:
         """Each variant's time / ``baseline``'s, for each workload ``baseline`` did."""
         for what, by_variant in self.elapsed.items():
@@ -309,14 +322,7 @@ def _ssh_timings(
 ) -> None:
     """One repetition of the timed dispatches of case R, with their ratios to ``ssh``."""
     timings = Timings(out, "R", rep)
-    what = f"{trivial} trivial tasks"
-    for variant in variants:
-        executor = side.make(variant, workdir / f"R-{variant}-{rep}.log", fresh=True)
-        before = logins(side.sshd)
-        timings.dispatch(what, variant, tasks.trivial_workflow(executor, trivial), trivial)
-        if variant != "local":
-            done = logins(side.sshd) - before
-            out.add("R", variant, f"SSH logins for the {what}", done, rep)
+    timings.trivial_tasks(side, variants, workdir, trivial)
     what = f"{sleepers} x sleep({nap:g})"
     for variant in variants:
         executor = side.make(variant, workdir / f"R-sleep-{variant}-{rep}.log", fresh=True)
@@ -478,13 +484,7 @@ def _slurm_timings(
 ) -> None:
     """One repetition of the timed dispatches of case S, with their ratios to ``slurm``."""
     timings = Timings(out, "S", rep)
-    what = f"{trivial} trivial tasks"
-    for variant in variants:
-        executor = side.make(variant, workdir / f"S-{variant}-{rep}.log", fresh=True)
-        before = logins(side.sshd)
-        timings.dispatch(what, variant, tasks.trivial_workflow(executor, trivial), trivial)
-        done = logins(side.sshd) - before
-        out.add("S", variant, f"SSH logins for the {what}", done, rep)
+    timings.trivial_tasks(side, variants, workdir, trivial)
     what = f"{cpu_tasks} CPU-bound tasks at a barrier"
     for variant in variants:
         log = workdir / f"S-cpu-{variant}-{rep}.log"
