@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,16 @@ def pytest_configure(config: Any) -> None:
 
 
 def pytest_unconfigure(config: Any) -> None:
-    """Remove the session's temporary home, after every fixture has stopped."""
+    """Remove the session's temporary home, after every fixture has stopped: at once,
+    or, if a test used ``multiprocessing``, at exit after it has removed its own
+    folder in the home's ``tmp`` (else it prints a traceback)."""
     _startup_paths.pop(config, None)
     root = _session_roots.pop(config, None)
-    if root is not None:
+    if root is None:
+        return
+    multiprocessing_util = sys.modules.get("multiprocessing.util")
+    if multiprocessing_util is None:
         shutil.rmtree(root, ignore_errors=True)
+    else:  # its folder's removal runs with priority -100; lower runs later
+        remove = partial(shutil.rmtree, root, ignore_errors=True)
+        multiprocessing_util.Finalize(None, remove, exitpriority=-101)
