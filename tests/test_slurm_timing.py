@@ -133,6 +133,22 @@ def test_a_workflow_runs_as_jobs_and_is_recorded_here(
     assert list(remote_workdir.iterdir()) == []
 
 
+def test_the_servers_covalent_settings_stay_out_of_the_job(covalent_server, executor):
+    """sbatch passes the submitter's environment on: the job unsets COVALENT_*, and
+    its Covalent keeps its settings in a folder of its own, removed at the job's end."""
+
+    def covalent_settings():
+        import os
+
+        names = sorted(name for name in os.environ if name.startswith("COVALENT_"))
+        return names, os.environ["COVALENT_CONFIG_DIR"]
+
+    result = dispatch_and_wait(one_task(executor, covalent_settings))
+    names, config_dir = result.result
+    assert names == ["COVALENT_CONFIG_DIR"]
+    assert not Path(config_dir).exists()
+
+
 def test_jobs_are_submitted_over_ssh_too(
     covalent_server, ssh_login, options, tmp_path, remote_workdir
 ):

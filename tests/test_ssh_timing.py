@@ -193,6 +193,11 @@ def test_a_dropped_connection_fails_the_running_task_and_the_next_one_reconnects
     assert str(result.status) == "FAILED"
     assert f"the connection to 127.0.0.1:{ssh_server.port} was lost" in error_of(result, "nap")
     wait_until_gone([task_pid], limit=5)  # the launcher saw its channel close
+    # ... and every launcher ended, removing the folder Covalent kept its settings in.
+    deadline = time.monotonic() + 10
+    while list((ssh_server.home / "tmp").glob("tmp.*")):
+        assert time.monotonic() < deadline, "a launcher's Covalent settings were left"
+        time.sleep(0.05)
     assert dispatch_and_wait(add_multiply_workflow(executor), 1, 2).result == 6
     assert list(remote_workdir.iterdir()) == []
 
