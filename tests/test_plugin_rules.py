@@ -4,6 +4,7 @@ real servers: defined-here classes, both spellings of the name attribute, class-
 clashes, the ignored entry point key, plugins that raise on import, task packing,
 and a configured default that fails every task."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -164,6 +165,31 @@ def test_task_packing_fails_a_run_only_plugins_packed_tasks(covalent_server, tmp
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "FAILED Task packing not supported by executor plugin"
+
+
+@pytest.mark.server
+def test_a_managed_executor_may_leave_poll_to_the_base_class(covalent_server, tmp_path):
+    """Covalent's ``local`` has send and receive but no poll of its own: the base
+    class's ``NotImplementedError`` tells the server that the task group reports its
+    end by itself (``run_task_group`` calls the server back), and the group runs."""
+    from covalent.executor.base import BaseExecutor
+    from covalent.executor.executor_plugins.local import LocalExecutor
+
+    assert LocalExecutor.SUPPORTS_MANAGED_EXECUTION
+    assert LocalExecutor.poll is BaseExecutor.poll
+    with pytest.raises(NotImplementedError):
+        asyncio.run(LocalExecutor().poll({}, None))
+    done = fresh_client(
+        tmp_path,
+        PACKED.replace('executor="timing"', 'executor="local"').replace(
+            "@ct.lattice", '@ct.lattice(workflow_executor="local")'
+        ),
+        COVALENT_ENABLE_TASK_PACKING="1",
+        COVALENT_SVC_PORT=str(covalent_server.port),
+        COVALENT_DISPATCHER_ADDR="127.0.0.1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "COMPLETED None"
 
 
 PACKED_COLLECTIONS = """
