@@ -251,6 +251,39 @@ def test_cancel_scancels_the_job_and_its_processes_stop_within_2_seconds(
     assert list(remote_workdir.iterdir()) == []
 
 
+def test_cancel_also_takes_jobs_still_waiting_out_of_the_queue(
+    covalent_server, slurm_cluster, options, tmp_path, remote_workdir
+):
+    """Jobs that may not start for ten minutes (sbatch's ``begin``) are PENDING when
+    the dispatch is cancelled: they leave the queue, and their nodes say CANCELLED."""
+    executor = SlurmTimingExecutor(
+        **options,
+        options={"begin": "now+600"},
+        timing_filepath=tmp_path / "records.jsonl",
+        record_format="jsonl",
+    )
+    dispatch_id = ct.dispatch(sleeping_workflow(executor, str(tmp_path), tasks=2))()
+    deadline = time.monotonic() + 60
+    while len(waiting := pending_jobs(slurm_cluster)) < 2:
+        assert time.monotonic() < deadline, "the jobs never reached the queue"
+        time.sleep(0.2)
+    ct.cancel(dispatch_id)
+    result = ct.get_result(dispatch_id, wait=True)
+    assert str(result.status) == "CANCELLED"
+    runs = records(executor, dispatch_id)
+    assert sorted(run["job_id"] for run in runs.values()) == sorted(waiting)
+    assert {(run["status"], run["state"]) for run in runs.values()} == {("CANCELLED", "CANCELLED")}
+    for node_id in runs:
+        assert str(result.get_node_result(node_id)["status"]) == "CANCELLED"
+    assert not set(waiting) & set(running_jobs(slurm_cluster))
+    assert list(remote_workdir.iterdir()) == []
+
+
+def pending_jobs(cluster) -> list[str]:
+    done = cluster.run("squeue", "--noheader", "--states=PENDING", "--format=%i", check=True)
+    return done.stdout.split()
+
+
 def test_a_job_slurm_has_forgotten_is_not_lost(covalent_server, covalent_only, tmp_path):
     """Slurm forgets a job MinJobAge after its end (here 2 s, purged within 10 s);
     polling every 15 s, the executor finds the task's end in its folder."""

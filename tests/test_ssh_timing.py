@@ -112,6 +112,28 @@ def test_output_tracebacks_and_exits_reach_the_nodes_result(
     assert list(remote_workdir.iterdir()) == []
 
 
+def test_a_large_result_and_output_come_back_whole(covalent_server, executor, remote_workdir):
+    @ct.electron(executor=executor)
+    def large(megabytes):
+        import sys
+
+        print("é" + "x" * (megabytes << 20))
+        print("e" * (megabytes << 20), file=sys.stderr)
+        return bytes(4 * megabytes << 20)
+
+    @ct.lattice
+    def workflow():
+        return large(5)
+
+    result = dispatch_and_wait(workflow)
+    assert str(result.status) == "COMPLETED", result.error
+    assert result.result == bytes(20 << 20)
+    node = result.get_node_result(0)
+    assert node["stdout"] == "é" + "x" * (5 << 20) + "\n"
+    assert len(node["stderr"]) == (5 << 20) + 1
+    assert list(remote_workdir.iterdir()) == []
+
+
 def other_host_key(tmp_path: Path, ssh_server) -> str:
     """A known_hosts file that holds another key for the fixture's host."""
     key = tmp_path / "other_host_key"
