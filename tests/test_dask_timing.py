@@ -22,6 +22,7 @@ from benchmarks.tasks import cpu_workflow
 from covalent_plugin_testing.dask_cluster import running_dask_cluster
 from covalent_plugin_testing.server import free_port, run_client, running_server
 from tests.covalent_only_venv import OTHER_CLOUDPICKLE, other_cloudpickle
+from tests.waiting import wait_for_pids
 from tests.workflows import (
     add_multiply_workflow,
     dispatch_and_wait,
@@ -105,12 +106,8 @@ def test_a_worker_killed_mid_task_gets_the_task_run_again(
     markers = tmp_path / "markers"
     markers.mkdir()
     dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), 1, seconds=3))()
-    deadline = time.monotonic() + 60
-    while not list(markers.iterdir()):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    (marker,) = markers.iterdir()
-    os.kill(int(marker.read_text()), signal.SIGKILL)  # the worker process itself
+    (worker_pid,) = wait_for_pids(markers, 1)
+    os.kill(worker_pid, signal.SIGKILL)  # the worker process itself
     result = ct.get_result(dispatch_id, wait=True)
     assert str(result.status) == "COMPLETED", result.error
     nap = node_ids_by_name(result)["nap"]
@@ -274,10 +271,7 @@ def test_cancelling_a_dispatch_of_50_nodes_opens_no_client(
     markers = tmp_path / "markers"
     markers.mkdir()
     dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), 49, seconds=2))()
-    deadline = time.monotonic() + 60
-    while not list(markers.iterdir()):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_pids(markers, 1)
     ct.cancel(dispatch_id)
     result = ct.get_result(dispatch_id, wait=True)
     assert str(result.status) == "CANCELLED"

@@ -152,17 +152,22 @@ print(result.status, errors["total"])
 """
 
 
+def packing_client(tmp_path, server, script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh client with task packing on, dispatching to ``server``."""
+    return fresh_client(
+        tmp_path,
+        script,
+        COVALENT_ENABLE_TASK_PACKING="1",
+        COVALENT_SVC_PORT=str(server.port),
+        COVALENT_DISPATCHER_ADDR="127.0.0.1",
+    )
+
+
 @pytest.mark.server
 def test_task_packing_fails_a_run_only_plugins_packed_tasks(covalent_server, tmp_path):
     """With packing on, a list argument's collecting node and its electron form one
     group; an executor without send/poll/receive cannot run a group."""
-    done = fresh_client(
-        tmp_path,
-        PACKED,
-        COVALENT_ENABLE_TASK_PACKING="1",
-        COVALENT_SVC_PORT=str(covalent_server.port),
-        COVALENT_DISPATCHER_ADDR="127.0.0.1",
-    )
+    done = packing_client(tmp_path, covalent_server, PACKED)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "FAILED Task packing not supported by executor plugin"
 
@@ -179,15 +184,9 @@ def test_a_managed_executor_may_leave_poll_to_the_base_class(covalent_server, tm
     assert LocalExecutor.poll is BaseExecutor.poll
     with pytest.raises(NotImplementedError):
         asyncio.run(LocalExecutor().poll({}, None))
-    done = fresh_client(
-        tmp_path,
-        PACKED.replace('executor="timing"', 'executor="local"').replace(
-            "@ct.lattice", '@ct.lattice(workflow_executor="local")'
-        ),
-        COVALENT_ENABLE_TASK_PACKING="1",
-        COVALENT_SVC_PORT=str(covalent_server.port),
-        COVALENT_DISPATCHER_ADDR="127.0.0.1",
-    )
+    on_local = PACKED.replace('executor="timing"', 'executor="local"')
+    on_local = on_local.replace("@ct.lattice", '@ct.lattice(workflow_executor="local")')
+    done = packing_client(tmp_path, covalent_server, on_local)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "COMPLETED None"
 
@@ -236,13 +235,7 @@ for build in (indexed, attribute, unpacked):
 def test_task_packing_also_groups_indexing_attributes_and_unpacking(covalent_server, tmp_path):
     """``task()[i]``, ``task().attr`` and ``a, b = task()`` make nodes packed with
     the task they come from."""
-    done = fresh_client(
-        tmp_path,
-        PACKED_COLLECTIONS,
-        COVALENT_ENABLE_TASK_PACKING="1",
-        COVALENT_SVC_PORT=str(covalent_server.port),
-        COVALENT_DISPATCHER_ADDR="127.0.0.1",
-    )
+    done = packing_client(tmp_path, covalent_server, PACKED_COLLECTIONS)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[-4:] == [
         "indexed FAILED True",

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from covalent_plugin_testing.server import running_server
+from tests.waiting import wait_for_pids
 from tests.workflows import (
     add_multiply_workflow,
     misbehaving_workflow,
@@ -85,12 +86,10 @@ def test_cancel_does_not_stop_a_running_task(small_server, tmp_path):
     markers.mkdir()
     workflow = sleeping_workflow("small_timing", str(markers), seconds=3)
     dispatch_id = ct.dispatch(workflow, dispatcher_addr=address)()
-    while not list(markers.iterdir()):
-        time.sleep(0.05)
+    (pid,) = wait_for_pids(markers, 1)
     ct.cancel(dispatch_id, dispatcher_addr=address)
     ct.get_result(dispatch_id, wait=True, dispatcher_addr=address)
-    (pid_file,) = markers.iterdir()
-    assert Path(f"/proc/{pid_file.read_text()}").exists()  # the server: still running
+    assert Path(f"/proc/{pid}").exists()  # the server: still running
     time.sleep(3.5)
     records = (small_server.home / "timing.log").read_text()
     assert f"in dispatch {dispatch_id} took" in records  # the nap ran to its end
