@@ -122,7 +122,10 @@ class RemoteLauncher(TaskLauncher):
                     self.hear(header, files)
         except (asyncssh.Error, OSError):
             pass  # the connection dropped: said below
-        await asyncio.wait([gathering], timeout=1)
+        # The exit status may come after the end of the output: wait for the
+        # channel to close, which a dropped connection does at once.
+        closing = asyncio.ensure_future(self.process.wait_closed())
+        await asyncio.wait([gathering, closing], timeout=5)
         status = self.process.exit_status
         self.lost(self.why_ended(status, errors.decode(errors="replace")))
 
