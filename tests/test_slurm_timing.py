@@ -87,7 +87,9 @@ def out_of_time(slurm_cluster, covalent_only, workdir_root, tmp_path_factory):
     folder = tmp_path_factory.mktemp("out-of-time")
     executor = SlurmTimingExecutor(
         **options_for(slurm_cluster, covalent_only, folder),
-        options={"time": 1},
+        # 1 GB, not its CPU's share of the node's memory, which would keep the other
+        # tests' jobs waiting while any other job holds some.
+        options={"time": 1, "mem": "1G"},
         timing_filepath=folder / "records.jsonl",
         record_format="jsonl",
     )
@@ -194,7 +196,7 @@ def test_a_job_cancelled_outside_covalent_fails_the_node_naming_it(
     markers = tmp_path / "markers"
     markers.mkdir()
     dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), seconds=120))()
-    wait_for_pids(markers, 1)
+    tasks_started(slurm_cluster, markers, 1)
     (job_id,) = running_jobs(slurm_cluster)
     slurm_cluster.run("scancel", job_id, check=True)
     result = ct.get_result(dispatch_id, wait=True)
@@ -202,6 +204,15 @@ def test_a_job_cancelled_outside_covalent_fails_the_node_naming_it(
     assert f"CANCELLED: Slurm job {job_id} was cancelled outside Covalent" in error
     run = records(executor, dispatch_id)[node_ids_by_name(result)["nap"]]
     assert (run["status"], run["state"], run["job_id"]) == ("FAILED", "CANCELLED", job_id)
+
+
+def tasks_started(cluster, markers: Path, count: int) -> list[int]:
+    """``wait_for_pids``, showing the queue if the tasks never started."""
+    try:
+        return wait_for_pids(markers, count)
+    except AssertionError as error:
+        queue = cluster.run("squeue", "--noheader", "--states=all", "--format=%i %T %r %m")
+        raise AssertionError(f"{error}; Slurm's queue:\n{queue.stdout}") from None
 
 
 def running_jobs(cluster) -> list[str]:
@@ -237,7 +248,7 @@ def test_cancel_scancels_the_job_and_its_processes_stop_within_2_seconds(
     markers = tmp_path / "markers"
     markers.mkdir()
     dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), seconds=120))()
-    pids = wait_for_pids(markers, 1)
+    pids = tasks_started(slurm_cluster, markers, 1)
     (job_id,) = running_jobs(slurm_cluster)
     ct.cancel(dispatch_id)
     assert wait_until_gone(pids, limit=2) < 2
