@@ -8,7 +8,10 @@ there on both sides.
 
 import asyncio
 import shlex
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -50,24 +53,29 @@ class Shell(Protocol):
 
 
 class LocalShell:
-    """Commands on the server's own machine."""
+    """Commands on the server's own machine.
+
+    Each runs with ``subprocess.run`` in a thread of this pool, which waits for
+    its own child, not as an asyncio subprocess: under the server's uvloop, one
+    ``squeue`` of the Slurm poller, started that way, never returned though it had
+    ended (seen once in a docs build; its jobs' nodes stayed RUNNING)."""
 
     where = "this machine"
+    _threads = ThreadPoolExecutor(8, thread_name_prefix="local-shell")
 
     async def run(self, command: str, input: bytes | None = None) -> CommandResult:
-        process = await asyncio.create_subprocess_exec(
-            "sh",
-            "-c",
-            command,
-            stdin=asyncio.subprocess.PIPE
-            if input is not None
-            else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=Path.home(),
+        done = await asyncio.get_running_loop().run_in_executor(
+            self._threads,
+            partial(
+                subprocess.run,
+                ["sh", "-c", command],
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                capture_output=True,
+                cwd=Path.home(),
+            ),
         )
-        stdout, stderr = await process.communicate(input)
-        return CommandResult(process.returncode, stdout, stderr)
+        return CommandResult(done.returncode, done.stdout, done.stderr)
 
 
 _sessions: dict[tuple[SSHTarget, int], asyncio.Semaphore] = {}
