@@ -86,8 +86,23 @@ class ParallelDocTestBuilder(DocTestBuilder):
         warnings_before = self._app._warncount
         seconds = int(os.environ.get("PARALLEL_DOCTEST_PAGE_SECONDS", PAGE_SECONDS))
 
-        def too_long(*_) -> None:
-            raise TimeoutError(f"{docname}: its examples ran longer than {seconds} s")
+        def send_and_exit() -> None:
+            counts = {name: getattr(self, name) - before[name] for name in _COUNTS}
+            counts["warnings"] = self._app._warncount - warnings_before
+            with os.fdopen(writer, "w") as pipe:
+                pipe.write(json.dumps({"report": report, **counts}))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+        def too_long(_signal: int, frame) -> None:
+            # The page ends here: an exception would only fail the running example
+            # (doctest catches it), and the next one could be stuck as well.
+            where = "".join(traceback.format_stack(frame))
+            timeout = f"TimeoutError: {docname}: its examples ran longer than {seconds} s"
+            report.append(("warn", f"{where}{timeout}\n"))
+            self.total_failures += 1
+            send_and_exit()
 
         signal.signal(signal.SIGALRM, too_long)
         signal.alarm(seconds)
@@ -97,13 +112,7 @@ class ParallelDocTestBuilder(DocTestBuilder):
             report.append(("warn", traceback.format_exc()))
             self.total_failures += 1
         signal.alarm(0)
-        counts = {name: getattr(self, name) - before[name] for name in _COUNTS}
-        counts["warnings"] = self._app._warncount - warnings_before
-        with os.fdopen(writer, "w") as pipe:
-            pipe.write(json.dumps({"report": report, **counts}))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        send_and_exit()
 
     def _add(self, docname: str, result: dict) -> None:
         for kind, text in result.get("report", []):

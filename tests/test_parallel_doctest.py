@@ -92,9 +92,13 @@ def test_failures_and_a_process_that_dies_fail_the_build_in_page_order(tmp_path)
     assert "    2 failures in tests" in report
 
 
+STUCK = "import time\nwhile True:\n    time.sleep(0.1)"
+
+
 def test_a_page_that_runs_too_long_fails_the_build_instead_of_hanging_it(tmp_path):
+    """Its second example is stuck too: the page ends at its time limit."""
     pages = {
-        "stuck": page(code_block("import time\nwhile True:\n    time.sleep(0.1)", "never")),
+        "stuck": page(code_block(STUCK, "never"), code_block(STUCK, "never")),
         "right": page(code_block("print(1)", "1")),
     }
     done = build(tmp_path, pages, PARALLEL_DOCTEST_PAGE_SECONDS="2")
