@@ -8,6 +8,7 @@ A job over its time limit takes Slurm a minute or more to end (limits are whole
 minutes, checked every 30 s): it is dispatched by the second test and checked by the
 last, while the others run (the first needs both of the node's CPUs)."""
 
+import asyncio
 import json
 import tempfile
 import time
@@ -32,7 +33,9 @@ from tests.workflows import (
     records,
     sleeping_workflow,
 )
-from timing_executor.slurm_timing import SlurmTimingExecutor
+from timing_executor.shells import CommandResult, LocalShell
+from timing_executor.slurm_timing import SlurmJobs, SlurmTimingExecutor
+from timing_executor.ssh_connection import LoginFailed
 
 pytestmark = pytest.mark.server
 
@@ -293,6 +296,29 @@ def test_cancel_also_takes_jobs_still_waiting_out_of_the_queue(
 def pending_jobs(cluster) -> list[str]:
     done = cluster.run("squeue", "--noheader", "--states=PENDING", "--format=%i", check=True)
     return done.stdout.split()
+
+
+class LoginNodeDownOnce(LocalShell):
+    """This machine's shell, whose first ``squeue`` fails as an unreachable login
+    node's would."""
+
+    failed = False
+
+    async def run(self, command: str, input: bytes | None = None) -> CommandResult:
+        if "squeue" in command and not self.failed:
+            self.failed = True
+            raise LoginFailed("login.example.org:22 refused the connection")
+        return await super().run(command, input)
+
+
+def test_a_poll_that_fails_does_not_stop_the_polling(slurm_cluster):
+    job_id = slurm_cluster.submit("#!/bin/sh\ntrue\n")
+    shell = LoginNodeDownOnce()
+    squeue = f"SLURM_CONF={slurm_cluster.conf} squeue"
+    jobs = SlurmJobs(shell, squeue, poll_freq=0.2)
+    ended = asyncio.run(asyncio.wait_for(jobs.end_of(job_id), timeout=60))
+    assert shell.failed
+    assert ended.state in ("COMPLETED", "")  # "": ended and forgotten meanwhile
 
 
 def test_a_job_slurm_has_forgotten_is_not_lost(covalent_server, covalent_only, tmp_path):

@@ -176,7 +176,10 @@ class SlurmJobs:
         command = f"{self.squeue} --me --noheader --states=all --format='%i|%T|%N'"
         while self.waiting:
             await asyncio.sleep(self.poll_freq)
-            listed = await self.shell.run(command)
+            try:
+                listed = await self.shell.run(command)
+            except OSError:  # the login node cannot be reached now: ask again
+                continue
             if listed.status != 0:
                 continue  # slurmctld busy or restarting: ask again
             jobs = dict(
