@@ -107,6 +107,7 @@ def test_misbehaving_tasks_fail_only_their_own_node(covalent_server, tmp_path, s
     recorded = {name: runs[n].status for name, n in node_ids_by_name(result).items() if n in runs}
     assert recorded == {
         "prints": "COMPLETED",
+        "prints_bytes": "COMPLETED",
         "exits": "FAILED",
         "exits_hard": "FAILED",
         "segfaults": "FAILED",
@@ -116,6 +117,15 @@ def test_misbehaving_tasks_fail_only_their_own_node(covalent_server, tmp_path, s
     assert_add_and_multiply_recorded(
         dispatch_and_wait(add_multiply_workflow(executor), 1, 2), records
     )
+
+
+def test_output_that_is_not_utf8_costs_local_the_whole_result(covalent_server):
+    """Covalent's ``local`` stores a task's bytes as they are, and the client cannot
+    decode the result; the timing executors' nodes hold U+FFFD instead (see
+    ``assert_misbehaviour_reported``)."""
+    dispatch_id = ct.dispatch(misbehaving_workflow("local", ["prints_bytes"]))()
+    with pytest.raises(UnicodeDecodeError):
+        ct.get_result(dispatch_id, wait=True)
 
 
 @pytest.mark.parametrize(("short_name", "form"), FORMS)

@@ -74,7 +74,10 @@ def node_ids_by_name(result) -> dict[str, int]:
     return {graph.get_node_value(n, "name"): n for n in graph._graph.nodes}
 
 
-def misbehaving_workflow(executor, tasks=("prints", "exits", "exits_hard", "segfaults", "raises")):
+MISBEHAVING = ("prints", "prints_bytes", "exits", "exits_hard", "segfaults", "raises")
+
+
+def misbehaving_workflow(executor, tasks=MISBEHAVING):
     """Return a workflow of independent ``tasks`` that print, exit, crash or raise."""
 
     @ct.electron(executor=executor)
@@ -89,6 +92,14 @@ def misbehaving_workflow(executor, tasks=("prints", "exits", "exits_hard", "segf
         os.write(1, b"MARKER file descriptor 1\n")
         ctypes.CDLL(None).puts(b"MARKER C puts")
         subprocess.run(["echo", "MARKER subprocess"], check=True)
+        return "printed"
+
+    @ct.electron(executor=executor)
+    def prints_bytes():
+        import sys
+
+        sys.stdout.buffer.write(b"MARKER not UTF-8: \xff\xfe\n")
+        sys.stderr.buffer.write(b"MARKER not UTF-8: \xc3\n")
         return "printed"
 
     @ct.electron(executor=executor)
@@ -115,6 +126,7 @@ def misbehaving_workflow(executor, tasks=("prints", "exits", "exits_hard", "segf
 
     electrons = {
         "prints": prints,
+        "prints_bytes": prints_bytes,
         "exits": exits,
         "exits_hard": exits_hard,
         "segfaults": segfaults,
@@ -140,6 +152,9 @@ def assert_misbehaviour_reported(result) -> None:
         "MARKER subprocess",
     ]
     assert nodes["prints"]["stderr"] == "MARKER print to stderr\n"
+    # Bytes that are not UTF-8 become U+FFFD; `local` keeps them, and the result can't be read.
+    assert nodes["prints_bytes"]["stdout"] == "MARKER not UTF-8: \ufffd\ufffd\n"
+    assert nodes["prints_bytes"]["stderr"] == "MARKER not UTF-8: \ufffd\n"
     assert ", in exits\n" in nodes["exits"]["stderr"]
     assert nodes["exits"]["stderr"].endswith("SystemExit: 3\n")
     assert nodes["exits_hard"]["stderr"].startswith("exit code 4: the task's process exited")
