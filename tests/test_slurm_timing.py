@@ -154,6 +154,20 @@ def test_the_servers_covalent_settings_stay_out_of_the_job(covalent_server, exec
     assert not Path(config_dir).exists()
 
 
+def test_option_values_reach_the_job_as_given(covalent_server, options):
+    """Spaces, quotes, a backslash and ``#``, which a bare ``#SBATCH`` line splits or cuts."""
+    name = 'count "primes" # it\'s a \\ test'
+    executor = SlurmTimingExecutor(**options, options={"job-name": name, "comment": "a b"})
+
+    def job_name():
+        import os
+
+        return os.environ["SLURM_JOB_NAME"]
+
+    result = dispatch_and_wait(one_task(executor, job_name))
+    assert result.result == name, result.error
+
+
 def test_jobs_are_submitted_over_ssh_too(
     covalent_server, ssh_login, options, tmp_path, remote_workdir
 ):
@@ -390,6 +404,7 @@ def test_every_argument_works_from_the_executor_section_of_covalent_conf(options
     ("argument", "message"),
     [
         ({"options": {"output": "x.out"}}, "options may not set 'output'"),
+        ({"options": {"comment": "a\nb"}}, "cannot hold a line break"),
         ({"env": {"A-B": "1"}}, "'A-B' is not"),
         ({"poll_freq": 0}, "poll_freq 0 is not"),
     ],

@@ -17,6 +17,7 @@ import base64
 import io
 import json
 import os
+import re
 import shlex
 import tarfile
 import time
@@ -84,9 +85,25 @@ def sbatch_lines(options: dict[str, Any]) -> list[str]:
         if value is False or value is None:
             continue
         flag = "--" + name.lstrip("-")
-        bare = value is True or value == ""  # not 1, which equals True
-        lines.append(f"#SBATCH {flag}" if bare else f"#SBATCH {flag}={value}")
+        if value is True or value == "":  # not 1, which equals True
+            lines.append(f"#SBATCH {flag}")
+        else:
+            lines.append(f"#SBATCH {flag}={sbatch_value(name, value)}")
     return lines
+
+
+def sbatch_value(name: str, value: Any) -> str:
+    """``value`` as sbatch reads it in an ``#SBATCH`` line: in double quotes if
+    it holds a space, a quote, a backslash or ``#``, which sbatch splits or cuts."""
+    text = str(value)
+    if not text.isprintable():
+        raise ValueError(
+            f"options[{name!r}] = {value!r}: an #SBATCH line cannot hold a line "
+            "break or another control character; give the value on one line."
+        )
+    if not re.search(r"[\s\"'\\#]", text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True)
