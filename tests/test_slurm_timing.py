@@ -47,7 +47,7 @@ def workdir_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def remote_workdir(workdir_root) -> Path:
-    return Path(tempfile.mkdtemp(dir=workdir_root))
+    return Path(tempfile.mkdtemp(dir=workdir_root, prefix="work dir "))  # a space too
 
 
 def options_for(cluster, python: str, remote_workdir: Path) -> dict:
@@ -155,7 +155,8 @@ def test_the_servers_covalent_settings_stay_out_of_the_job(covalent_server, exec
 
 
 def test_option_values_reach_the_job_as_given(covalent_server, options):
-    """Spaces, quotes, a backslash and ``#``, which a bare ``#SBATCH`` line splits or cuts."""
+    """Spaces, quotes, a backslash and ``#``, which a bare ``#SBATCH`` line splits or cuts
+    (the remote_workdir has a space as well)."""
     name = 'count "primes" # it\'s a \\ test'
     executor = SlurmTimingExecutor(**options, options={"job-name": name, "comment": "a b"})
 

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.server
 
 @pytest.fixture
 def remote_workdir(ssh_server) -> Path:
-    return Path(tempfile.mkdtemp(dir=ssh_server.home, prefix="workdir-"))
+    return Path(tempfile.mkdtemp(dir=ssh_server.home, prefix="work dir "))  # a space too
 
 
 @pytest.fixture

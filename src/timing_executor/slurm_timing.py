@@ -131,8 +131,8 @@ class JobScript:
         return "\n".join(
             [
                 "#!/bin/bash",
-                f"#SBATCH --chdir={folder}",
-                f"#SBATCH --output={folder}/slurm.out",
+                f"#SBATCH --chdir={sbatch_value('chdir', folder)}",
+                f"#SBATCH --output={sbatch_value('output', folder + '/slurm.out')}",
                 *sbatch_lines(dict(self.options)),
                 "unset $(compgen -e | grep '^COVALENT_')",
                 'export COVALENT_CONFIG_DIR="$(mktemp -d)"',
