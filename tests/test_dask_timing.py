@@ -160,11 +160,19 @@ def test_cancel_cancels_the_task_on_the_cluster_and_records_it(
 
 
 def test_what_a_task_prints_is_in_its_nodes_result(covalent_server, executor):
+    """Text the task's thread writes to sys.stdout and sys.stderr; bytes written to
+    their ``buffer``, a subprocess's and C code's output go to the worker's own output."""
+
     @ct.electron(executor=executor)
     def greet(name):
+        import ctypes
+        import subprocess
 
         print(f"Hello, {name}!")
         print("on stderr", file=sys.stderr)
+        sys.stdout.buffer.write(b"bytes, not UTF-8: \xff\n")
+        subprocess.run(["echo", "from a subprocess"], check=True)
+        ctypes.CDLL(None).puts(b"from C")
         return len(name)
 
     @ct.lattice
@@ -174,6 +182,7 @@ def test_what_a_task_prints_is_in_its_nodes_result(covalent_server, executor):
     result = dispatch_and_wait(workflow)
     node = result.get_node_result(node_ids_by_name(result)["greet"])
     assert (node["stdout"], node["stderr"]) == ("Hello, Ada!\n", "on stderr\n")
+    assert result.result == 3
 
 
 BY_SHORT_NAME = """
