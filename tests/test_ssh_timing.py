@@ -144,9 +144,10 @@ def other_host_key(tmp_path: Path, ssh_server) -> str:
     return str(changed)
 
 
-def other_client_key(tmp_path: Path) -> str:
-    key = tmp_path / "stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+def other_client_key(tmp_path: Path, name: str, passphrase: str = "") -> str:
+    key = tmp_path / name
+    command = ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", key]
+    subprocess.run(command, check=True)
     return str(key)
 
 
@@ -157,6 +158,8 @@ def other_client_key(tmp_path: Path) -> str:
         ("changed host key", "is not the one"),
         ("refused connection", "refused the connection: no SSH server listens"),
         ("refused login", "was refused. Add the public key"),
+        ("key with a passphrase", "cannot be read (Passphrase must be specified"),
+        ("public key file", "Name the private key, not its .pub file"),
         ("missing Python", "the remote Python '/nowhere/python3' was not found"),
     ],
 )
@@ -167,7 +170,11 @@ def test_each_connection_problem_fails_the_node_within_seconds_naming_it(
         "unknown host key": {"known_hosts": str(tmp_path / "empty_known_hosts")},
         "changed host key": {"known_hosts": other_host_key(tmp_path, ssh_server)},
         "refused connection": {"port": free_port()},
-        "refused login": {"ssh_key_file": other_client_key(tmp_path)},
+        "refused login": {"ssh_key_file": other_client_key(tmp_path, "stranger")},
+        "key with a passphrase": {
+            "ssh_key_file": other_client_key(tmp_path, "locked", passphrase="secret")
+        },
+        "public key file": {"ssh_key_file": other_client_key(tmp_path, "public") + ".pub"},
         "missing Python": {"python_path": "/nowhere/python3"},
     }[problem]
     (tmp_path / "empty_known_hosts").touch()

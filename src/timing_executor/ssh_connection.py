@@ -155,6 +155,13 @@ def connect_failure(target: SSHTarget, error: Exception) -> str:
             f"public key to ~{target.user}/.ssh/authorized_keys on {host}, or set "
             "username and ssh_key_file."
         )
+    if isinstance(error, asyncssh.KeyImportError):
+        return (
+            f"{where}: ssh_key_file {target.ssh_key_file!r} cannot be read "
+            f"({error}). Name the private key, not its .pub file. A key with a "
+            "passphrase cannot be read here: make one without (ssh-keygen -N ''), "
+            "or load it into ssh-agent and leave ssh_key_file empty."
+        )
     if isinstance(error, ConnectionRefusedError):
         return (
             f"{where} refused the connection: no SSH server listens on port "
