@@ -3,11 +3,17 @@ Covalent 0.240.0 keeps no record of the work in flight. The task's process is
 stopped with the server, the old dispatch never completes (it stays RUNNING, or
 FAILED when the failure reached the database before the server stopped), and the
 workflow dispatched again runs to its end: with this package's executors as with
-Covalent's own ``local``."""
+Covalent's own ``local``. A remote task is stopped too (its Slurm job cancelled),
+and nothing is left in its ``remote_workdir``."""
 
 import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import toml
 
 from covalent_plugin_testing.server import run_client, running_server, stop_server
 from tests.waiting import wait_for_pids, wait_until_gone
@@ -32,9 +38,12 @@ print(json.dumps([str(old.status), str(again.status)]))
 """
 
 
-@pytest.mark.parametrize("executor", ["timing", "async_timing", "local"])
-def test_a_restart_stops_the_task_and_the_dispatch_is_not_resumed(tmp_path, executor):
-    home, markers = tmp_path / "home", tmp_path / "markers"
+def restart_mid_dispatch(
+    home: Path, markers: Path, executor: str, left_behind: Callable[[], list] = list
+) -> tuple[str, str]:
+    """Stop the server while a task of ``executor`` sleeps, check that the task has
+    stopped and, within 10 s, that ``left_behind()`` is empty; start the server again
+    and dispatch once more: the old dispatch's status and the new one's."""
     markers.mkdir()
     with running_server(home) as server:
         code = DISPATCH.format(executor=executor, markers=str(markers), seconds=60)
@@ -44,6 +53,10 @@ def test_a_restart_stops_the_task_and_the_dispatch_is_not_resumed(tmp_path, exec
         pids = wait_for_pids(markers, 1)
         stop_server(server.env)
         wait_until_gone(pids, limit=5)
+        deadline = time.monotonic() + 10
+        while (left := left_behind()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left == []
         with running_server(home, server.port) as restarted:
             code = AFTER_RESTART.format(
                 dispatch_id=dispatch_id, executor=executor, markers=str(markers)
@@ -51,4 +64,32 @@ def test_a_restart_stops_the_task_and_the_dispatch_is_not_resumed(tmp_path, exec
             after = run_client(restarted, code)
     assert after.returncode == 0, after.stderr
     old, again = json.loads(after.stdout.splitlines()[-1])
+    return old, again
+
+
+@pytest.mark.parametrize("executor", ["timing", "async_timing", "local"])
+def test_a_restart_stops_the_task_and_the_dispatch_is_not_resumed(tmp_path, executor):
+    old, again = restart_mid_dispatch(tmp_path / "home", tmp_path / "markers", executor)
+    assert old in ("RUNNING", "FAILED") and again == "COMPLETED"
+
+
+@pytest.mark.parametrize("executor", ["ssh_timing", "slurm_timing"])
+def test_a_restart_stops_the_remote_task_and_leaves_nothing_there(
+    tmp_path, executor, ssh_login, slurm_cluster, covalent_only
+):
+    workdir = Path(tempfile.mkdtemp(dir=tmp_path))
+    section = {"python_path": covalent_only, "remote_workdir": str(workdir)}
+    if executor == "ssh_timing":
+        section |= ssh_login
+    else:
+        section |= {"slurm_conf": str(slurm_cluster.conf), "poll_freq": 0.5}
+    home = tmp_path / "home"
+    config_file = home / ".config" / "covalent" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text(toml.dumps({"executors": {executor: section}}))
+
+    def left_behind() -> list:
+        return [*workdir.iterdir(), *slurm_cluster.job_ids()]
+
+    old, again = restart_mid_dispatch(home, tmp_path / "markers", executor, left_behind)
     assert old in ("RUNNING", "FAILED") and again == "COMPLETED"
