@@ -2,13 +2,11 @@
 what a command reads, writes and exits with, and that a process forked from the
 server meanwhile cannot hold a command back."""
 
-import os
 import signal
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.forking import forking_meanwhile
 from timing_executor.shells import CommandResult, run_local
 
 
@@ -27,28 +25,7 @@ def test_processes_forked_meanwhile_do_not_hold_commands_back():
     workers) keeps a copy of every file this one holds open at that moment. A
     command must end when it exits all the same: waiting for the end of a pipe
     that such a copy holds open, ``subprocess.run`` hung."""
-    forked, stop = [], threading.Event()
-
-    def fork_until_stopped() -> None:
-        while not stop.is_set():
-            pid = os.fork()
-            if pid == 0:  # keeps what it inherited for a minute
-                time.sleep(60)
-                os._exit(0)
-            forked.append(pid)
-            time.sleep(0.005)
-
-    forker = threading.Thread(target=fork_until_stopped)
-    pool = ThreadPoolExecutor(1)
-    forker.start()
-    try:
+    with ThreadPoolExecutor(1) as pool, forking_meanwhile():
         for _ in range(50):
             done = pool.submit(run_local, "echo hi").result(timeout=20)
             assert done.stdout == b"hi\n"
-    finally:
-        stop.set()
-        forker.join()
-        for pid in forked:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        pool.shutdown()

@@ -20,12 +20,14 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeError
 from covalent._shared_files.logger import app_log
 
+from tests.forking import forking_meanwhile
 from timing_executor import timing
 from timing_executor.async_timing import AsyncTimingExecutor
 from timing_executor.timing import TimingExecutor
@@ -352,6 +354,21 @@ def test_a_dead_launcher_fails_its_tasks_and_a_new_one_takes_over(executor, tmp_
     assert "the task launcher process died" in outcome["error"]
     assert run(executor, lambda: "served") == "served"
     assert timing.task_launcher() is not launcher
+
+
+def test_processes_forked_meanwhile_do_not_hold_the_launchers_start():
+    """A process forked from this one while the launcher starts (as Covalent's
+    ``local`` forks its pool workers) keeps a copy of what this one holds open;
+    ``subprocess.Popen`` waited on a pipe that such a copy held open."""
+    with ThreadPoolExecutor(1) as pool, forking_meanwhile():
+        launchers = [pool.submit(timing.LocalLauncher).result(timeout=20) for _ in range(10)]
+    for launcher in launchers:
+        launcher.process.kill()
+    deadline = time.monotonic() + 10
+    while any(launcher.process.poll() is None for launcher in launchers):
+        assert time.monotonic() < deadline, "a killed launcher was not reaped"
+        time.sleep(0.05)
+    assert {launcher.process.poll() for launcher in launchers} == {-signal.SIGKILL}
 
 
 def test_no_task_folder_is_left_behind(executor):

@@ -24,7 +24,6 @@ import select
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -805,6 +804,33 @@ class TaskLauncher:
                 exited.set_result(TaskExit(None, lost=reason))
 
 
+class SpawnedProcess:
+    """A child process whose stdin and stdout are ``channel``, started with
+    ``posix_spawn``. (``subprocess.Popen`` waits for the child's exec on a pipe,
+    and a process forked from the server at that moment, as Covalent's ``local``
+    forks its pool workers, keeps that pipe open: Popen would wait for ever.)"""
+
+    def __init__(self, argv: list[str], channel: int) -> None:
+        redirect = [(os.POSIX_SPAWN_DUP2, channel, fd) for fd in (0, 1)]
+        self.pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=redirect)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code once the process has ended (and is reaped), else None."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else: gone all the same
+                pid, status = self.pid, 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
 class LocalLauncher(TaskLauncher):
     """A launcher in a child process of this one, talked to over a socket pair."""
 
@@ -815,10 +841,8 @@ class LocalLauncher(TaskLauncher):
         ours, theirs = socket.socketpair()
         with theirs:
             versions = json.dumps(runtime_versions())
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", LAUNCHER_BOOT, versions],
-                stdin=theirs,
-                stdout=theirs,
+            self.process = SpawnedProcess(
+                [sys.executable, "-c", LAUNCHER_BOOT, versions], theirs.fileno()
             )
         self.channel = ours
         super().__init__(ours.sendall)
