@@ -8,7 +8,6 @@ and nothing is left in its ``remote_workdir``."""
 
 import json
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import toml
 
 from covalent_plugin_testing.server import run_client, running_server, stop_server
-from tests.waiting import wait_for_pids, wait_until_gone
+from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 
 pytestmark = pytest.mark.server
 
@@ -53,10 +52,8 @@ def restart_mid_dispatch(
         pids = wait_for_pids(markers, 1)
         stop_server(server.env)
         wait_until_gone(pids, limit=5)
-        deadline = time.monotonic() + 10
-        while (left := left_behind()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert left == []
+        wait_until(lambda: not left_behind(), limit=10)
+        assert left_behind() == []
         with running_server(home, server.port) as restarted:
             code = AFTER_RESTART.format(
                 dispatch_id=dispatch_id, executor=executor, markers=str(markers)

@@ -28,6 +28,7 @@ from covalent._shared_files.exceptions import TaskCancelledError, TaskRuntimeErr
 from covalent._shared_files.logger import app_log
 
 from tests.forking import forking_meanwhile
+from tests.waiting import wait_until
 from timing_executor import timing
 from timing_executor.async_timing import AsyncTimingExecutor
 from timing_executor.timing import TimingExecutor
@@ -364,11 +365,12 @@ def test_processes_forked_meanwhile_do_not_hold_the_launchers_start():
         launchers = [pool.submit(timing.LocalLauncher).result(timeout=20) for _ in range(10)]
     for launcher in launchers:
         launcher.process.kill()
-    deadline = time.monotonic() + 10
-    while any(launcher.process.poll() is None for launcher in launchers):
-        assert time.monotonic() < deadline, "a killed launcher was not reaped"
-        time.sleep(0.05)
-    assert {launcher.process.poll() for launcher in launchers} == {-signal.SIGKILL}
+
+    def exit_codes() -> set:
+        return {launcher.process.poll() for launcher in launchers}
+
+    wait_until(lambda: None not in exit_codes(), limit=10)  # reaped
+    assert exit_codes() == {-signal.SIGKILL}
 
 
 def test_no_task_folder_is_left_behind(executor):

@@ -1,6 +1,8 @@
-"""Wait for the processes of tasks: until they start, until they are gone."""
+"""Wait for the processes of tasks: until they start, until they are gone; or for
+any condition."""
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -21,3 +23,11 @@ def wait_until_gone(pids: list[int], limit: float) -> float:
         assert time.monotonic() - start < limit, f"still running after {limit} s"
         time.sleep(0.02)
     return time.monotonic() - start
+
+
+def wait_until(condition: Callable[[], object], limit: float) -> None:
+    """Wait until ``condition()`` is true, for at most ``limit`` seconds; the caller
+    then asserts what it expects, with what went wrong in its message."""
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -23,6 +23,7 @@ from timing_executor.ssh_connection import (
     connection,
     discard,
 )
+from timing_executor.timing import SpawnedProcess
 
 #: How many commands run at once over one SSH connection. OpenSSH allows 10
 #: sessions per connection (``MaxSessions``), and ``ssh_timing``'s launcher may
@@ -70,28 +71,19 @@ def run_local(command: str, input: bytes | None = None) -> CommandResult:
     """Run ``command`` with ``sh -c`` in the home folder; wait for it to exit.
 
     Its input and output are in-memory files, not pipes, and ``posix_spawn``
-    starts it, not ``subprocess``: a process forked from the server at that moment
-    (Covalent's ``local`` forks its pool workers) keeps a copy of every pipe the
-    server holds open, so the end of a pipe that ``subprocess`` waits for may
-    never come. Measured: with a thread forking children that live 3 s, 31 of 100
+    starts it (:class:`~timing_executor.timing.SpawnedProcess`), not
+    ``subprocess``: a process forked from the server at that moment (Covalent's
+    ``local`` forks its pool workers) keeps a copy of every pipe the server holds
+    open, so the end of a pipe that ``subprocess`` waits for may never come.
+    Measured: with a thread forking children that live 3 s, 31 of 100
     ``subprocess.run`` calls took over 2 s; a docs build hung on one ``squeue``."""
     with (
         _in_memory("stdin", input or b"") as stdin,
         _in_memory("stdout") as stdout,
         _in_memory("stderr") as stderr,
     ):
-        pid = os.posix_spawn(
-            "/bin/sh",
-            ["sh", "-c", f"cd || exit\n{command}"],
-            os.environ,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, stdin, 0),
-                (os.POSIX_SPAWN_DUP2, stdout, 1),
-                (os.POSIX_SPAWN_DUP2, stderr, 2),
-            ],
-        )
-        _, wait_status = os.waitpid(pid, 0)
-        status = os.waitstatus_to_exitcode(wait_status)
+        argv = ["sh", "-c", f"cd || exit\n{command}"]
+        status = SpawnedProcess(argv, {0: stdin, 1: stdout, 2: stderr}).wait()
         return CommandResult(status, _read_all(stdout), _read_all(stderr))
 
 

@@ -805,30 +805,38 @@ class TaskLauncher:
 
 
 class SpawnedProcess:
-    """A child process whose stdin and stdout are ``channel``, started with
-    ``posix_spawn``. (``subprocess.Popen`` waits for the child's exec on a pipe,
-    and a process forked from the server at that moment, as Covalent's ``local``
-    forks its pool workers, keeps that pipe open: Popen would wait for ever.)"""
+    """A child process started with ``posix_spawn``, whose file descriptors
+    ``streams`` (``{its fd: ours}``) are ours. (``subprocess.Popen`` waits for the
+    child's exec on a pipe, and a process forked from the server at that moment,
+    as Covalent's ``local`` forks its pool workers, keeps that pipe open: Popen
+    would wait for ever.)"""
 
-    def __init__(self, argv: list[str], channel: int) -> None:
-        redirect = [(os.POSIX_SPAWN_DUP2, channel, fd) for fd in (0, 1)]
-        self.pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=redirect)
+    def __init__(self, argv: list[str], streams: dict[int, int]) -> None:
+        redirect = [(os.POSIX_SPAWN_DUP2, ours, fd) for fd, ours in streams.items()]
+        self.pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=redirect)
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
         """The exit code once the process has ended (and is reaped), else None."""
+        return self._reap(os.WNOHANG)
+
+    def wait(self) -> int | None:
+        """Wait for the process to end; its exit code."""
+        return self._reap(0)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def _reap(self, options: int) -> int | None:
         if self.returncode is None:
             try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                pid, status = os.waitpid(self.pid, options)
             except ChildProcessError:  # reaped by someone else: gone all the same
                 pid, status = self.pid, 0
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
 
 
 class LocalLauncher(TaskLauncher):
@@ -842,7 +850,8 @@ class LocalLauncher(TaskLauncher):
         with theirs:
             versions = json.dumps(runtime_versions())
             self.process = SpawnedProcess(
-                [sys.executable, "-c", LAUNCHER_BOOT, versions], theirs.fileno()
+                [sys.executable, "-c", LAUNCHER_BOOT, versions],
+                {0: theirs.fileno(), 1: theirs.fileno()},
             )
         self.channel = ours
         super().__init__(ours.sendall)
