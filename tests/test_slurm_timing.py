@@ -34,8 +34,9 @@ from tests.workflows import (
     sleeping_workflow,
 )
 from timing_executor.shells import CommandResult, LocalShell
-from timing_executor.slurm_timing import SlurmJobs, SlurmTimingExecutor
+from timing_executor.slurm_timing import SlurmJobs, SlurmTimingExecutor, why_job_failed
 from timing_executor.ssh_connection import LoginFailed
+from timing_executor.timing import LAUNCHER_BOOT, VERSIONS_SAID, TaskExit
 
 pytestmark = pytest.mark.server
 
@@ -189,6 +190,20 @@ def test_output_tracebacks_and_exits_reach_the_nodes_result(
     exits_hard = error_of(result, "exits_hard")
     assert "; Slurm job " in exits_hard and " ended COMPLETED" in exits_hard
     assert list(remote_workdir.iterdir()) == []
+
+
+def test_a_killed_launcher_is_not_taken_for_other_versions():
+    """bash reports a killed pipeline with its command, the launcher's source, which
+    holds the versions message's words (a CI run said "other versions" for this)."""
+    killed = (
+        "/var/spool/slurmd/job00020/slurm_script: line 9: 4242 Killed"
+        f"    base64 -d <<'RUNNER' | python3 -c '{LAUNCHER_BOOT}' '{{}}'\n"
+        "slurmstepd: error: Exceeded job memory limit\n"
+    )
+    why = why_job_failed("20", "FAILED", TaskExit(None), killed)
+    assert why.startswith("OUT_OF_MEMORY: Slurm job 20 ran out of memory"), why
+    said = f'{VERSIONS_SAID}{{"python": "3.9"}}\n'
+    assert "other versions" in why_job_failed("20", "FAILED", TaskExit(None), said)
 
 
 def test_a_job_over_its_memory_fails_the_node_naming_it(covalent_server, options):

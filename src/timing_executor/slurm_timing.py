@@ -258,8 +258,13 @@ def why_job_failed(job_id: str, state: str, exit: TaskExit, output: str) -> str:
     the job's output file."""
     said = "\n".join(line for line in output.splitlines() if "slurmstepd" in line)
     job = f"Slurm job {job_id}"
-    if VERSIONS_SAID in output:  # the job's Python exited VERSIONS_DIFFER
-        found = output.rpartition(VERSIONS_SAID)[2].strip()
+    # The launcher's own line, when the job's Python exited VERSIONS_DIFFER; not the
+    # launcher's source, which bash quotes when it reports the Python killed.
+    versions = [
+        line for line in output.splitlines() if line.startswith(VERSIONS_SAID)
+    ]
+    if versions:
+        found = versions[-1].removeprefix(VERSIONS_SAID).strip()
         return (
             f"RuntimeError: {job}: the compute node's Python runs other versions "
             f"than this server ({found} there, {json.dumps(runtime_versions())} "
