@@ -47,13 +47,15 @@ __all__ = [
 
 #: The temporary folder of each configured pytest session.
 _session_roots: dict[Any, Path] = {}
-#: ``sys.path`` of each session when it was configured, before test folders joined it.
-_startup_paths: dict[Any, set[str]] = {}
+#: The folders the Python of each configured session starts with by itself.
+_own_paths: dict[Any, set[Path]] = {}
 
 
-def startup_sys_path(config: Any) -> set[str]:
-    """The entries of ``sys.path`` when the session ``config`` was configured."""
-    return _startup_paths.get(config, set())
+def own_paths(config: Any) -> set[Path]:
+    """The folders of the ``sys.path`` that the Python of the session ``config`` starts
+    with by itself (:func:`~covalent_plugin_testing.fixtures.interpreter_paths`), asked
+    in the environment the session started in."""
+    return _own_paths[config]
 
 
 _EXECUTOR_DIR_HELP = "folder of executor plugin files the server and the client load"
@@ -91,7 +93,10 @@ def pytest_configure(config: Any) -> None:
             "session, so it has read your own configuration: import covalent inside "
             "tests or fixtures, not at the top of conftest.py."
         )
-    _startup_paths[config] = set(sys.path)
+    from covalent_plugin_testing import fixtures
+
+    # Asked before the environment changes: HOME decides the user site-packages.
+    _own_paths[config] = fixtures.interpreter_paths()
     root = Path(tempfile.mkdtemp(prefix="covalent-plugin-testing-"))
     folder = executor_dir(config)
     # Task functions defined in test modules are pickled by reference: the server
@@ -103,8 +108,6 @@ def pytest_configure(config: Any) -> None:
     os.environ.update(extra)
     _session_roots[config] = root
     isolate_this_process(root / "home", free_port())
-    from covalent_plugin_testing import fixtures
-
     config.pluginmanager.register(fixtures, "covalent_plugin_testing.fixtures")
 
 
@@ -112,7 +115,7 @@ def pytest_unconfigure(config: Any) -> None:
     """Remove the session's temporary home, after every fixture has stopped: at once,
     or, if a test used ``multiprocessing``, at exit after it has removed its own
     folder in the home's ``tmp`` (else it prints a traceback)."""
-    _startup_paths.pop(config, None)
+    _own_paths.pop(config, None)
     root = _session_roots.pop(config, None)
     if root is None:
         return

@@ -4,50 +4,136 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
+import cloudpickle
 import pytest
 
-from covalent_plugin_testing import startup_sys_path
+from covalent_plugin_testing import own_paths
 from covalent_plugin_testing.server import CovalentServer, running_server
 from covalent_plugin_testing.slurm_cluster import SlurmCluster, running_slurm_cluster
 from covalent_plugin_testing.ssh_server import SSHServer, running_ssh_server
 
 
-def importable_test_folders(rootpath: Path, known_at_start: set[str]) -> list[str]:
-    """The folders under ``rootpath`` that pytest put on ``sys.path`` to import test
-    modules (its default import mode): the server needs them too. Not those that were
-    there when the session started (a ``src`` folder of an editable install, put there
-    by a ``.pth`` file), nor the folders of an environment that lives in the project
-    (``.venv``, ``.tox``): another Python would import this one's packages from them."""
-    environments = {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
+def interpreter_paths(python: str = sys.executable) -> set[Path]:
+    """The folders of the ``sys.path`` that ``python`` starts with by itself (without
+    ``PYTHONPATH``): its standard library, its site-packages and the folders that
+    ``.pth`` files there add, such as the ``src`` folder of an editable install."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    listed = subprocess.run(
+        [python, "-c", "import sys; print(*sys.path, sep='\\n')"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return {Path(line).resolve() for line in listed.stdout.splitlines() if line}
 
-    def is_test_folder(path: str) -> bool:
-        folder = Path(path).resolve()
-        return (
-            path not in known_at_start
+
+def import_folder(module: ModuleType) -> Path | None:
+    """The folder from which ``module``'s source file imports under the module's name
+    (for ``tests/test_x.py`` named ``tests.test_x``, the folder holding ``tests``), or
+    None if the name leads to the file from no folder."""
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str) or not file.endswith(".py"):
+        return None
+    path = Path(file)
+    parts = path.parent.parts if path.name == "__init__.py" else path.with_suffix("").parts
+    names = tuple(module.__name__.split("."))
+    if len(parts) <= len(names) or parts[-len(names) :] != names:
+        return None
+    return Path(*parts[: -len(names)])
+
+
+def _session_modules() -> list[ModuleType]:
+    return [m for m in list(sys.modules.values()) if isinstance(m, ModuleType)]
+
+
+_PREFIXES = {Path(p).resolve() for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
+
+
+def _inside_an_environment(path: Path) -> bool:
+    """Whether ``path`` is in this Python's environment (``.venv``, ``.tox``) or in
+    a site-packages folder."""
+    return "site-packages" in path.parts or any(path.is_relative_to(p) for p in _PREFIXES)
+
+
+def importable_test_folders(rootpath: Path, own_folders: set[Path]) -> list[str]:
+    """The folders inside ``rootpath`` from which the session imports its modules, which
+    the server needs to import test modules too: those on ``sys.path`` (pytest's
+    ``prepend`` and ``append`` import modes put test folders there, and so does the ini
+    file's ``pythonpath``) and the folder of each module imported without them
+    (``--import-mode=importlib``). Never ``own_folders`` (what this Python starts with,
+    as the ``src`` folder that an editable install's ``.pth`` file adds) nor a folder
+    inside an environment (``.venv``, ``.tox``): another Python, such as a Dask
+    worker's, would import this one's packages from them."""
+    rootpath = rootpath.resolve()
+    module_folders = filter(None, map(import_folder, _session_modules()))
+    folders = [Path(p).resolve() for p in sys.path if p]
+    folders += [folder.resolve() for folder in module_folders]
+    return list(
+        dict.fromkeys(
+            str(folder)
+            for folder in folders
+            if folder not in own_folders
             and folder.is_relative_to(rootpath)
-            and "site-packages" not in folder.parts
-            and not any(folder.is_relative_to(prefix) for prefix in environments)
+            and not _inside_an_environment(folder)
+        )
+    )
+
+
+def modules_without_import_folder(rootpath: Path) -> list[ModuleType]:
+    """The modules of source files inside ``rootpath`` (outside environments) whose
+    names lead to them from no folder, so that no other process can import them:
+    pytest's ``importlib`` import mode makes such names up (``tests/v1.0/test_x.py``
+    becomes ``tests.v1_0.test_x``)."""
+    rootpath = rootpath.resolve()
+
+    def needs_value(module: ModuleType) -> bool:
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or not file.endswith(".py"):
+            return False
+        path = Path(file).resolve()
+        return (
+            path.is_relative_to(rootpath)
+            and not _inside_an_environment(path)
+            and import_folder(module) is None
         )
 
-    return [path for path in sys.path if path and is_test_folder(path)]
+    return [module for module in _session_modules() if needs_value(module)]
 
 
 @pytest.fixture(scope="session")
 def covalent_server(pytestconfig: pytest.Config) -> Iterator[CovalentServer]:
     """A real ``covalent start --no-cluster`` for the whole session, in the session's
     temporary home, on the port the test process's client uses; stopped at the end,
-    also when tests fail. It has ``.url``, ``.port``, ``.home`` and ``.env``."""
+    also when tests fail. It has ``.url``, ``.port``, ``.home`` and ``.env``.
+
+    Covalent pickles a task function of an importable module by reference, so the
+    server gets the folders from which the session imports its test modules on its
+    ``PYTHONPATH`` (:func:`importable_test_folders`); the functions of modules whose
+    names no other process can import (:func:`modules_without_import_folder`) are
+    pickled by value for the session."""
+    rootpath = pytestconfig.rootpath
     known = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    test_folders = importable_test_folders(pytestconfig.rootpath, startup_sys_path(pytestconfig))
+    test_folders = importable_test_folders(rootpath, own_paths(pytestconfig))
     folders = dict.fromkeys([*test_folders, *known])
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, folders))
+    by_value = modules_without_import_folder(rootpath)
+    for module in by_value:
+        cloudpickle.register_pickle_by_value(module)
     home, port = Path(os.environ["HOME"]), int(os.environ["COVALENT_SVC_PORT"])
-    with running_server(home, port) as server:
-        yield server
+    try:
+        with running_server(home, port) as server:
+            yield server
+    finally:
+        for module in by_value:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 @pytest.fixture(scope="session")
