@@ -246,6 +246,24 @@ SSH_SUMMARY_ROWS = [
         ("ssh_timing", "ssh", None),
     ),
     (
+        "of those logins' connections, how many sshd dropped past `MaxStartups 10:30:100`",
+        "R",
+        "connections the sshd dropped (MaxStartups) for the 100 trivial tasks",
+        ("ssh_timing", "ssh", None),
+    ),
+    (
+        "100 trivial tasks on an sshd that drops none (`MaxStartups 1000`), dispatch to done (s)",
+        "R",
+        "100 trivial tasks, dispatch to done (s)",
+        (None, "ssh_unthrottled", None),
+    ),
+    (
+        "20 tasks of `sleep(1)` on an sshd that drops none, dispatch to done (s)",
+        "R",
+        "20 x sleep(1), dispatch to done (s)",
+        (None, "ssh_unthrottled", None),
+    ),
+    (
         "connects to a host whose key changed",
         "R",
         "connects to a host whose key changed (1: yes)",
@@ -346,7 +364,7 @@ def _cell(metric: str, values: list[float]) -> str:
     value = measures.median(values)
     if metric.endswith("(1: yes)"):
         return "yes" if value >= 0.5 else "no"
-    if metric.startswith(("SSH logins", "files left", "of 3 tasks")):
+    if metric.startswith(("SSH logins", "files left", "of 3 tasks", "connection")):
         return f"{value:g}"
     return _format(value)
 
