@@ -1,7 +1,12 @@
 """Cases R and S: tasks run on another machine, against the upstream plugins.
 
 R (SSH): ``SSHTimingExecutor`` (``ssh_timing``), covalent-ssh-plugin's
-``SSHExecutor`` (``ssh``) and Covalent's ``local``, on one real sshd on 127.0.0.1.
+``SSHExecutor`` (``ssh``) and Covalent's ``local``, on one real sshd on 127.0.0.1,
+whose ``MaxStartups`` is sshd's default, ``10:30:100``: beyond 10 connections being
+authenticated at once it drops some, and ``SSHExecutor``, which opens one connection
+per task, retries each dropped one after 5 s. So ``SSHExecutor`` runs the timed
+dispatches a second time (``ssh_unthrottled``) on a second sshd that drops none
+(``MaxStartups 1000``), and both sshds log every connection they drop.
 S (Slurm): ``SlurmTimingExecutor`` (``slurm_timing``) and covalent-slurm-plugin's
 ``SlurmExecutor`` (``slurm``), both submitting over SSH (the same kind of sshd) to
 one real single-node Slurm cluster (2 CPUs: 2 jobs at once).
@@ -58,14 +63,20 @@ from timing_executor.ssh_timing import SSHTimingExecutor
 LABELS = {
     "ssh_timing": "timing_executor SSHTimingExecutor",
     "ssh": "covalent-ssh-plugin 0.24.1 SSHExecutor",
+    "ssh_unthrottled": "covalent-ssh-plugin 0.24.1 SSHExecutor, on an sshd that drops none",
     "slurm_timing": "timing_executor SlurmTimingExecutor, over SSH",
     "slurm": "covalent-slurm-plugin 0.18.0 SlurmExecutor, over SSH",
 }
 #: The upstream plugins' labels: a timed dispatch of theirs that fails is counted (its
 #: failed tasks), not fatal; one of this package's executors that fails ends the case.
-UPSTREAM = ("ssh", "slurm")
+UPSTREAM = ("ssh", "ssh_unthrottled", "slurm")
 #: The host name the upstream plugins connect to: ``~/.ssh/config`` maps it.
 SSH_ALIAS = "bench-sshd"
+#: The host name of case R's second sshd, which drops no connection.
+UNTHROTTLED_ALIAS = "bench-sshd-unthrottled"
+#: sshd settings of the bench: VERBOSE logs each connection dropped past MaxStartups.
+LOGS_DROPS = {"LogLevel": "VERBOSE"}
+DROPS_NONE = {**LOGS_DROPS, "MaxStartups": "1000"}
 #: Seconds a dispatch may take before the case gives up on it.
 DISPATCH_LIMIT = 600
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
@@ -81,13 +92,18 @@ def covalent_only(workdir: Path) -> str:
     return covalent_only_python(venv_folder(workdir / "covalent-only-venv"))
 
 
-def write_ssh_alias(home: Path, sshd: SSHServer) -> None:
-    """Map :data:`SSH_ALIAS` to ``sshd``'s port in ``home/.ssh/config``: the upstream
-    plugins have no port option."""
+def write_ssh_aliases(home: Path, aliases: dict[str, SSHServer]) -> None:
+    """Map each alias to its sshd's port in ``home/.ssh/config``: the upstream plugins
+    have no port option."""
     folder = home / ".ssh"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = folder / "config"
-    config.write_text(f"Host {SSH_ALIAS}\n    HostName {sshd.host}\n    Port {sshd.port}\n")
+    config.write_text(
+        "".join(
+            f"Host {alias}\n    HostName {sshd.host}\n    Port {sshd.port}\n"
+            for alias, sshd in aliases.items()
+        )
+    )
     config.chmod(0o600)
 
 
@@ -115,6 +131,18 @@ def fresh_timeout() -> float:
 
 def logins(sshd: SSHServer) -> int:
     return sshd.log.read_text(errors="replace").count("Accepted publickey")
+
+
+def dropped(sshd: SSHServer) -> int:
+    """Connections ``sshd`` dropped past ``MaxStartups`` (logged at VERBOSE)."""
+    return sshd.log.read_text(errors="replace").count("past MaxStartups")
+
+
+def retries(server_log: Path) -> int:
+    """The connection retries ``SSHExecutor`` logged (``... | retry N/5)``)."""
+    if not server_log.exists():
+        return 0
+    return server_log.read_text(errors="replace").count(" | retry ")
 
 
 def files_in(*folders: Path) -> int:
@@ -177,11 +205,19 @@ class Timings:
         for variant in variants:
             log = workdir / f"{self.case}-{variant}-{self.rep}.log"
             executor = side.make(variant, log, fresh=True)
-            before = logins(side.sshd)
+            sshd = side.sshd_of(variant)
+            before = logins(sshd), dropped(sshd), retries(side.server_log)
             self.dispatch(what, variant, tasks.trivial_workflow(executor, count), count)
-            if variant != "local":
-                done = logins(side.sshd) - before
-                self.out.add(self.case, variant, f"SSH logins for the {what}", done, self.rep)
+            if variant == "local":
+                continue
+            after = logins(sshd), dropped(sshd), retries(side.server_log)
+            metrics = (
+                f"SSH logins for the {what}",
+                f"connections the sshd dropped (MaxStartups) for the {what}",
+                f"connection retries logged for the {what}",
+            )
+            for metric, old, new in zip(metrics, before, after, strict=True):
+                self.out.add(self.case, variant, metric, new - old, self.rep)
 
     def ratios(self, baseline: str) -> None:
         """Each variant's time / ``baseline``'s, for each workload ``baseline`` did."""
@@ -263,14 +299,22 @@ def stdout_reaches_the_node(executor) -> int:
 
 
 class SSHSide:
-    """The sshd of case R, and executors of each label for it."""
+    """The sshds of case R (sshd's default ``MaxStartups``, and one that drops no
+    connection), and executors of each label for them."""
 
-    def __init__(self, sshd: SSHServer, workdir: Path) -> None:
-        self.sshd, self.workdir = sshd, workdir
+    def __init__(
+        self, sshd: SSHServer, unthrottled: SSHServer, workdir: Path, server_log: Path
+    ) -> None:
+        self.sshd, self.unthrottled, self.workdir = sshd, unthrottled, workdir
+        self.server_log = server_log
 
-    def folder(self, name: str) -> Path:
+    def sshd_of(self, label: str) -> SSHServer:
+        return self.unthrottled if label == "ssh_unthrottled" else self.sshd
+
+    def folder(self, name: str, sshd: SSHServer | None = None) -> Path:
         """A new folder in the remote user's home, for one executor's files."""
-        return Path(tempfile.mkdtemp(dir=self.sshd.home, prefix=f"{name}-"))
+        home = (sshd or self.sshd).home
+        return Path(tempfile.mkdtemp(dir=home, prefix=f"{name}-"))
 
     def make(self, label: str, log_path: Path, known_hosts: str = "", fresh: bool = False):
         """The executor called ``label``; its remote folders are new ones. ``fresh``:
@@ -290,16 +334,17 @@ class SSHSide:
                 connect_timeout=fresh_timeout() if fresh else 10.0,
                 timing_filepath=log_path,
             )
-        if label == "ssh":
+        if label in ("ssh", "ssh_unthrottled"):
+            sshd = self.sshd_of(label)
             cache = Path(tempfile.mkdtemp(dir=self.workdir, prefix="ssh-local-cache-"))
             return SSHExecutor(
                 username=sshd.username,
-                hostname=SSH_ALIAS,
+                hostname=UNTHROTTLED_ALIAS if label == "ssh_unthrottled" else SSH_ALIAS,
                 ssh_key_file=sshd.key_file,
                 cache_dir=str(cache),
                 python_path=sshd.python,
-                remote_cache=str(self.folder("ssh-cache")),
-                remote_workdir=str(self.folder("ssh-workdir")),
+                remote_cache=str(self.folder("ssh-cache", sshd)),
+                remote_workdir=str(self.folder("ssh-workdir", sshd)),
             )
         raise ValueError(f"unknown SSH executor label {label!r}: use one of {list(LABELS)}")
 
@@ -402,7 +447,7 @@ def on_ssh(
     nap: float = 1.0,
     cpu_tasks: int = 4,
     cpu_seconds: float = 0.5,
-    variants: tuple[str, ...] = ("ssh", "ssh_timing", "local"),
+    variants: tuple[str, ...] = ("ssh", "ssh_timing", "local", "ssh_unthrottled"),
 ) -> cases.CaseResult:
     """R, on a server whose home maps :data:`SSH_ALIAS` to ``side``'s sshd."""
     out = cases.CaseResult()
@@ -412,7 +457,7 @@ def on_ssh(
     out.extend(
         cases.accuracy(["ssh_timing"], repetitions, workdir, cpu_tasks, cpu_seconds, "R", make)
     )
-    remote = [label for label in variants if label != "local"]
+    remote = [label for label in variants if label in ("ssh", "ssh_timing")]
     _ssh_evidence(side, remote, workdir, server_home, out)
     return out
 
@@ -422,12 +467,16 @@ def ssh_case(
 ) -> cases.CaseResult:
     """Case R with everything it needs: a Covalent-only Python, an sshd, a server."""
     python = covalent_only(workdir)
-    with running_ssh_server(workdir / "R-sshd", python) as sshd:
+    with (
+        running_ssh_server(workdir / "R-sshd", python, extra_config=LOGS_DROPS) as sshd,
+        running_ssh_server(workdir / "R-sshd-2", python, extra_config=DROPS_NONE) as second,
+    ):
         home = root / "server-R"
-        write_ssh_alias(home, sshd)
+        write_ssh_aliases(home, {SSH_ALIAS: sshd, UNTHROTTLED_ALIAS: second})
         with running_server(home, port, extra_env=extra_env):
             cases.warm_up()
-            return on_ssh(SSHSide(sshd, workdir), home, repetitions, workdir, **sizes)
+            side = SSHSide(sshd, second, workdir, home / ".cache" / "covalent" / "covalent_ui.log")
+            return on_ssh(side, home, repetitions, workdir, **sizes)
 
 
 # --- case S: Slurm ---------------------------------------------------------------
@@ -436,8 +485,14 @@ def ssh_case(
 class SlurmSide:
     """The cluster and sshd of case S, and executors of each label for them."""
 
-    def __init__(self, cluster, sshd: SSHServer, bashrc: Path, workdir: Path) -> None:
+    def __init__(
+        self, cluster, sshd: SSHServer, bashrc: Path, workdir: Path, server_log: Path
+    ) -> None:
         self.cluster, self.sshd, self.bashrc, self.workdir = cluster, sshd, bashrc, workdir
+        self.server_log = server_log
+
+    def sshd_of(self, label: str) -> SSHServer:
+        return self.sshd
 
     def folder(self, name: str) -> Path:
         return Path(tempfile.mkdtemp(dir=self.sshd.home, prefix=f"{name}-"))
@@ -575,7 +630,8 @@ def slurm_over_ssh(workdir: Path, python: str):
         folder = workdir / "S-sshd"
         home = folder / "home"  # as the fixture's own SetEnv, which comes later and loses
         set_env = f"HOME={home} TMPDIR={home / 'tmp'} SLURM_CONF={cluster.conf}"
-        with running_ssh_server(folder, python, extra_config={"SetEnv": set_env}) as sshd:
+        settings = {**LOGS_DROPS, "SetEnv": set_env}
+        with running_ssh_server(folder, python, extra_config=settings) as sshd:
             bashrc = sshd.home / "bench-bashrc"
             venv_bin = Path(python).parent
             bashrc.write_text(f"conda() {{ return 0; }}\nexport PATH={venv_bin}:$PATH\n")
@@ -590,8 +646,9 @@ def slurm_case(
     python = covalent_only(workdir)
     with slurm_over_ssh(workdir, python) as (cluster, sshd, bashrc):
         home = root / "server-S"
-        write_ssh_alias(home, sshd)
+        write_ssh_aliases(home, {SSH_ALIAS: sshd})
         with running_server(home, port, extra_env=extra_env):
             cases.warm_up()
-            side = SlurmSide(cluster, sshd, bashrc, workdir)
+            server_log = home / ".cache" / "covalent" / "covalent_ui.log"
+            side = SlurmSide(cluster, sshd, bashrc, workdir, server_log)
             return on_slurm(side, repetitions, workdir, **sizes)

@@ -150,11 +150,30 @@ SUMMARY_ROWS = [
         "task processes, USS summed (MB)",
         (None, None, "async", None),
     ),
+]
+
+
+#: The rows of case I, measured without a server: the ways the executors run a task,
+#: not the executors. Columns: a thread, a reused process pool, a new interpreter per
+#: task, multiprocessing's fork server, TimingExecutor.run() (its launcher).
+ISOLATION_SUMMARY_ROWS = [
+    (
+        "start a trivial task and see it end (ms)",
+        "I",
+        "start a trivial task and see it end (ms)",
+        ("thread", "pool", "spawn", "forkserver", "launcher"),
+    ),
+    (
+        "one sleeping task's process, USS (MB)",
+        "I",
+        "one sleeping task's process, USS (MB)",
+        ("thread", "pool", "spawn", "forkserver", "launcher"),
+    ),
     (
         "of 3 tasks, how many one task's `os._exit()` also ends",
         "I",
         "of 3 tasks, failed by a 4th's os._exit()",
-        ("thread", "launcher", "launcher", "pool"),
+        ("thread", "pool", "spawn", "forkserver", "launcher"),
     ),
 ]
 
@@ -225,6 +244,24 @@ SSH_SUMMARY_ROWS = [
         "R",
         "SSH logins for the 100 trivial tasks",
         ("ssh_timing", "ssh", None),
+    ),
+    (
+        "of those logins' connections, how many sshd dropped past `MaxStartups 10:30:100`",
+        "R",
+        "connections the sshd dropped (MaxStartups) for the 100 trivial tasks",
+        ("ssh_timing", "ssh", None),
+    ),
+    (
+        "100 trivial tasks on an sshd that drops none (`MaxStartups 1000`), dispatch to done (s)",
+        "R",
+        "100 trivial tasks, dispatch to done (s)",
+        (None, "ssh_unthrottled", None),
+    ),
+    (
+        "20 tasks of `sleep(1)` on an sshd that drops none, dispatch to done (s)",
+        "R",
+        "20 x sleep(1), dispatch to done (s)",
+        (None, "ssh_unthrottled", None),
     ),
     (
         "connects to a host whose key changed",
@@ -327,7 +364,7 @@ def _cell(metric: str, values: list[float]) -> str:
     value = measures.median(values)
     if metric.endswith("(1: yes)"):
         return "yes" if value >= 0.5 else "no"
-    if metric.startswith(("SSH logins", "files left")):
+    if metric.startswith(("SSH logins", "files left", "of 3 tasks", "connection")):
         return f"{value:g}"
     return _format(value)
 
@@ -342,7 +379,8 @@ def _rows(runs: dict, rows: list) -> list[str]:
 
 def summary(samples: list[Sample]) -> str:
     """Short Markdown tables of the medians a reader needs, one column per executor:
-    on the server's machine, on a Dask cluster, over SSH and on Slurm."""
+    on the server's machine, then the ways to run a task apart (case I, one column
+    per way), on a Dask cluster, over SSH and on Slurm."""
     runs = defaultdict(list)
     for sample in samples:
         runs[(sample.case, sample.variant, sample.metric)].append(sample.value)
@@ -351,6 +389,13 @@ def summary(samples: list[Sample]) -> str:
         "`AsyncTimingExecutor` | Covalent's `local` |",
         "|---|---:|---:|---:|---:|",
         *_rows(runs, SUMMARY_ROWS),
+        "",
+        "| without a server, ways to run a task apart | in a thread (as the guide's "
+        "original) | a reused `ProcessPoolExecutor` (as `local`) | a new interpreter "
+        "per task | `multiprocessing`'s fork server | `TimingExecutor.run()` (its "
+        "launcher) |",
+        "|---|---:|---:|---:|---:|---:|",
+        *_rows(runs, ISOLATION_SUMMARY_ROWS),
         "",
         "| on a Dask cluster | measuring `process_time()` | `DaskTimingExecutor` | "
         "Covalent's `DaskExecutor` |",

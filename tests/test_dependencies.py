@@ -3,8 +3,9 @@ answers HTTP 422".
 
 Covalent 0.240.0 installed alone gets the newest FastAPI, and its server then
 rejects every dispatch with 422; this package's wheel, installed alone (no
-constraints file), keeps FastAPI below 0.132 and its server works. Both install
-from the package index into new venvs, so each takes a minute or so.
+constraints file), keeps FastAPI below 0.132 and its server works; so does its sdist,
+both built with ``python -m build`` as the docs say. Each installs from the package
+index into a new venv, so each takes a minute or so.
 """
 
 import os
@@ -55,18 +56,48 @@ def test_covalent_alone_gets_a_fastapi_whose_server_answers_422(tmp_path):
     assert "422 Client Error: Unprocessable Entity" in client.stderr, client.stderr
 
 
-def test_the_wheel_alone_gives_a_working_server(tmp_path):
-    wheels = tmp_path / "wheels"
-    built = run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                str(REPOSITORY))  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    (wheel,) = wheels.glob("timing_executor-*.whl")
-    python = python_with(tmp_path, str(wheel))
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    """The wheel and the sdist that ``python -m build`` makes of this repository, as
+    the docs tell readers to build them."""
+    dist = tmp_path_factory.mktemp("dist")
+    done = run(sys.executable, "-m", "build", "--outdir", str(dist), str(REPOSITORY))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (wheel,) = dist.glob("timing_executor-*.whl")
+    (sdist,) = dist.glob("timing_executor-*.tar.gz")
+    return {"wheel": wheel, "sdist": sdist}
+
+
+#: What an installed package must bring: the five plugins by their entry points, the
+#: test kit, and the console script (checked by running it on a record file).
+INSTALLED = """
+import covalent as ct
+import covalent_plugin_testing
+names = ct.executor._executor_manager.list_executors(print_names=False)
+print(sorted(set(names) & {"timing", "async_timing", "dask_timing", "ssh_timing", "slurm_timing"}))
+"""
+
+
+@pytest.mark.parametrize("artifact", ["wheel", "sdist"])
+def test_the_built_package_alone_gives_a_working_server(built, artifact, tmp_path):
+    """The wheel, or the sdist, installed alone (no constraints file) into a new venv:
+    FastAPI below 0.132, every plugin registered, the kit importable, the report
+    command installed, and a server that runs a task by short name."""
+    python = python_with(tmp_path, str(built[artifact]))
     assert fastapi_version(python) < FIRST_BREAKING_FASTAPI
 
     with running_server(tmp_path / "home", python=python) as server:
+        plugins = run_client(server, INSTALLED, python=python)
         client = run_client(server, client_code("timing"), python=python)
+    assert plugins.stdout.split("\n")[-2] == str(
+        ["async_timing", "dask_timing", "slurm_timing", "ssh_timing", "timing"]
+    ), plugins.stderr
     assert client.returncode == 0, client.stderr
     status, dispatch_id = client.stdout.split()
     assert status == "COMPLETED"
-    assert dispatch_id in (tmp_path / "home" / ".cache" / "covalent" / "timing.log").read_text()
+    records = tmp_path / "home" / ".cache" / "covalent" / "timing.log"
+    assert dispatch_id in records.read_text()
+
+    report = run(str(Path(python).parent / "timing-executor"), "report", str(records))
+    assert report.returncode == 0, report.stderr
+    assert dispatch_id in report.stdout

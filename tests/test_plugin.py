@@ -70,3 +70,31 @@ def test_plugin_module_has_every_constructor_default(module_name):
     ]
     assert {p.name for p in own} == set(module._EXECUTOR_PLUGIN_DEFAULTS)
     assert all(p.default is not p.empty for p in own)
+
+
+PLUGIN_MODULES = [
+    "timing_executor.timing",
+    "timing_executor.async_timing",
+    "timing_executor.dask_timing",
+    "timing_executor.ssh_timing",
+    "timing_executor.slurm_timing",
+]
+
+
+@pytest.mark.parametrize("module_name", PLUGIN_MODULES)
+def test_an_empty_string_means_the_default_for_every_argument(module_name):
+    """What a running server builds from a section whose keys are all set to "" (as
+    Covalent passes them until a process imports covalent): the defaults, positional
+    or keyword."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    executor_class = getattr(module, module.executor_plugin_name)
+    defaults = module._EXECUTOR_PLUGIN_DEFAULTS
+    from_empty = executor_class(**dict.fromkeys(defaults, ""))
+    from_defaults = executor_class(**defaults)
+    first = next(iter(defaults))
+    positional = executor_class("")
+    for name in defaults:
+        assert getattr(from_empty, name) == getattr(from_defaults, name), name
+    assert getattr(positional, first) == getattr(from_defaults, first)

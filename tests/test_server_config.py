@@ -4,7 +4,8 @@ key set to "" gets its default back. And, by short name, a record that cannot be
 written costs no result.
 
 This test starts a server of its own (in its own home folder), since it edits that
-server's configuration.
+server's configuration. The key set to "" is written by a client that imported
+covalent before the edit, so no import writes the default back before the task.
 """
 
 import json
@@ -33,6 +34,24 @@ from tests.workflows import add_multiply_workflow, dispatch_and_wait, node_ids_b
 result = dispatch_and_wait(add_multiply_workflow("async_timing"), 1, 2)
 node = result.get_node_result(node_ids_by_name(result)["add"])
 print(json.dumps([str(result.status), result.result, node["stderr"]]))
+"""
+
+
+#: A client that has imported covalent (which merges the defaults into the file)
+#: sets ``timing_filepath = ""`` and then dispatches: the server reads ``""`` from
+#: the file, as it would after any edit, and no import puts the default back.
+EMPTY_THEN_DISPATCH = """
+import os
+from pathlib import Path
+import toml
+from tests.workflows import add_multiply_workflow, dispatch_and_wait
+config_file = Path(os.environ["COVALENT_CONFIG_DIR"]) / "covalent.conf"
+config = toml.load(config_file)
+config["executors"]["timing"]["timing_filepath"] = ""
+config_file.write_text(toml.dumps(config))
+result = dispatch_and_wait(add_multiply_workflow("timing"), 1, 2)
+now = toml.load(config_file)["executors"]["timing"]["timing_filepath"]
+print(result.status, result.dispatch_id, repr(now))
 """
 
 
@@ -65,8 +84,9 @@ def test_an_edited_executor_section_takes_effect_for_the_next_task(tmp_path):
         assert sorted(record["node_name"] for record in records) == ["add", "multiply"]
         assert second not in default_file.read_text()
 
-        config = toml.load(config_file)
-        config["executors"]["timing"]["timing_filepath"] = ""
-        config_file.write_text(toml.dumps(config))
-        third = dispatch_by_short_name(server)
+        emptied = run_client(server, EMPTY_THEN_DISPATCH)
+        assert emptied.returncode == 0, emptied.stderr
+        status, third, still_empty = emptied.stdout.split()
+        assert status == "COMPLETED", emptied.stdout
+        assert still_empty == "''"  # no import of covalent put the default back
         assert third in default_file.read_text() and third not in edited.read_text()

@@ -1,7 +1,9 @@
 """The executor exactly as the original guide page wrote it: the baseline.
 
 Changes, all needed to run at all on Covalent 0.240.0: ``timing_filepath`` has a
-default, so the server can build the executor; ``super().__init__(**kwargs)`` is
+default in ``_EXECUTOR_PLUGIN_DEFAULTS``, so the server, which builds the executor as
+``cls(**section)`` from the plugin's section of ``covalent.conf``, finds a section and
+a value (also as ``__init__``'s default, for calls by hand); ``super().__init__(**kwargs)`` is
 called (without it every task fails with ``AttributeError: ... 'log_stdout'``); and
 the class is named ``NaiveTimingExecutor`` so it does not replace this package's
 ``TimingExecutor`` in ``covalent.executor``. It measures ``time.process_time()``,

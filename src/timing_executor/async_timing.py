@@ -30,6 +30,7 @@ from timing_executor.timing import (
     TaskRun,
     cancel_task,
     check_record_format,
+    empty_means_default,
     refused_tasks,
     report_end,
     resolve_timing_filepath,
@@ -53,6 +54,7 @@ _file_threads = ThreadPoolExecutor(4, thread_name_prefix="async-timing")
 
 
 # --8<-- [start:executor]
+@empty_means_default(_EXECUTOR_PLUGIN_DEFAULTS)
 class AsyncTimingExecutor(AsyncBaseExecutor):
     """Run each task in a process of its own, await it, record its CPU time.
 

@@ -41,6 +41,7 @@ from timing_executor.timing import (
     TaskRecord,
     append_record,
     check_record_format,
+    empty_means_default,
     resolve_timing_filepath,
     task_ids,
     task_name,
@@ -262,6 +263,7 @@ _EXECUTOR_PLUGIN_DEFAULTS = {
 
 
 # --8<-- [start:executor]
+@empty_means_default(_EXECUTOR_PLUGIN_DEFAULTS)
 class DaskTimingExecutor(covalent_dask.DaskExecutor):
     """Run each task on a Dask cluster and record its CPU time.
 

@@ -48,6 +48,7 @@ from timing_executor.timing import (
     TaskRecord,
     boot_message,
     check_record_format,
+    empty_means_default,
     refused_tasks,
     report_end,
     resolve_timing_filepath,
@@ -326,6 +327,7 @@ class SlurmTaskRecord(TaskRecord):
 
 
 # --8<-- [start:executor]
+@empty_means_default(_EXECUTOR_PLUGIN_DEFAULTS)
 class SlurmTimingExecutor(AsyncBaseExecutor):
     """Run each task as a Slurm batch job and record its CPU time.
 

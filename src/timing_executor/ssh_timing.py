@@ -51,6 +51,7 @@ from timing_executor.timing import (
     TaskRun,
     boot_message,
     check_record_format,
+    empty_means_default,
     refused_tasks,
     report_end,
     resolve_timing_filepath,
@@ -234,6 +235,7 @@ class RemoteTaskRecord(TaskRecord):
 
 
 # --8<-- [start:executor]
+@empty_means_default(_EXECUTOR_PLUGIN_DEFAULTS)
 class SSHTimingExecutor(AsyncBaseExecutor):
     """Run each task on another machine over SSH and record its CPU time.
 
