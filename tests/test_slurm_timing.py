@@ -34,7 +34,13 @@ from tests.workflows import (
     sleeping_workflow,
 )
 from timing_executor.shells import CommandResult, LocalShell
-from timing_executor.slurm_timing import SlurmJobs, SlurmTimingExecutor, why_job_failed
+from timing_executor.slurm_leases import workdir_of
+from timing_executor.slurm_timing import (
+    JobEnd,
+    SlurmJobs,
+    SlurmTimingExecutor,
+    why_job_failed,
+)
 from timing_executor.ssh_connection import LoginFailed
 from timing_executor.timing import LAUNCHER_BOOT, VERSIONS_SAID, TaskExit
 
@@ -341,14 +347,26 @@ class LoginNodeDownOnce(LocalShell):
         return await super().run(command, input)
 
 
-def test_a_poll_that_fails_does_not_stop_the_polling(slurm_cluster):
+def test_a_poll_that_fails_does_not_stop_the_polling(slurm_cluster, tmp_path):
+    """Slurm remembers an ended job for 300 s (MinJobAge): the poller that asked
+    again sees it COMPLETED; "" would mean it never saw the job."""
     job_id = slurm_cluster.submit("#!/bin/sh\ntrue\n")
     shell = LoginNodeDownOnce()
-    squeue = f"SLURM_CONF={slurm_cluster.conf} squeue"
-    jobs = SlurmJobs(shell, squeue, poll_freq=0.2)
-    ended = asyncio.run(asyncio.wait_for(jobs.end_of(job_id), timeout=60))
+    slurm = f"SLURM_CONF={slurm_cluster.conf} "
+    jobs = SlurmJobs(shell, slurm + "squeue", slurm + "scancel", poll_freq=0.2)
+
+    async def end_of_job() -> JobEnd:
+        workdir = workdir_of(shell, str(tmp_path))
+        await workdir.enter(shell, orphan_timeout=60)
+        try:
+            return await asyncio.wait_for(jobs.end_of(job_id, workdir), timeout=60)
+        finally:
+            await workdir.leave(shell, orphan_timeout=60)
+
+    ended = asyncio.run(end_of_job())
     assert shell.failed
-    assert ended.state in ("COMPLETED", "")  # "": ended and forgotten meanwhile
+    assert ended.state == "COMPLETED"
+    assert list(tmp_path.iterdir()) == []  # the lease too is gone
 
 
 def test_a_job_slurm_has_forgotten_is_not_lost(covalent_server, covalent_only, tmp_path):
