@@ -386,6 +386,68 @@ def test_a_job_slurm_has_forgotten_is_not_lost(covalent_server, covalent_only, t
     assert states == {"COMPLETED"}
 
 
+SUBMITTER_VARIABLES = """
+import json
+import covalent as ct
+from covalent.executor import SlurmTimingExecutor
+
+settings = ct.get_config("executors.slurm_timing")
+bare = SlurmTimingExecutor(**settings | {"options": {"export": "NONE"}})
+small = SlurmTimingExecutor(**settings | {"options": {"mem": "50M"}, "use_srun": False})
+
+
+def greeting():
+    import os
+
+    return os.environ.get("GREETING"), os.environ.get("SLURM_STEP_ID")
+
+
+def hoard():
+    import time
+
+    data = bytearray(400 * 2**20)
+    time.sleep(10)
+    return len(data)
+
+
+@ct.lattice
+def workflow():
+    step = ct.electron(greeting, executor="slurm_timing")()
+    bare_step = ct.electron(greeting, executor=bare)()
+    return step, bare_step, ct.electron(hoard, executor=small)()
+
+
+result = ct.get_result(ct.dispatch(workflow)(), wait=True)
+nodes = [result.get_node_result(node_id) for node_id in range(3)]
+print(json.dumps([[node["output"].get_deserialized() if node["output"] else None,
+                   node["stderr"]] for node in nodes]))
+"""
+
+
+def test_the_submitters_sbatch_variables_leave_env_and_the_jobs_output_in_place(options, tmp_path):
+    """A submitter (server) whose environment says SBATCH_EXPORT=NONE, or options
+    that say export NONE: a job step (use_srun) still gets env, which it would not by
+    Slurm's default. SBATCH_OUTPUT and SBATCH_ERROR, which sbatch reads over the
+    script's lines, would move the job's output out of its folder, and with it
+    Slurm's words: the executor unsets them for sbatch."""
+    elsewhere = tmp_path / "elsewhere.out"
+    home = tmp_path / "home"
+    config_file = home / ".config" / "covalent" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    section = options | {"use_srun": True, "env": {"GREETING": "hello"}}
+    config_file.write_text(toml.dumps({"executors": {"slurm_timing": section}}))
+    submitter = {name: str(elsewhere) for name in ("SBATCH_OUTPUT", "SBATCH_ERROR")}
+    with running_server(home, extra_env=submitter | {"SBATCH_EXPORT": "NONE"}) as server:
+        done = run_client(server, SUBMITTER_VARIABLES)
+    assert done.returncode == 0, done.stderr
+    nodes = json.loads(done.stdout.splitlines()[-1])
+    (step, _), (bare_step, _), (_, hoard_error) = nodes
+    assert [step, bare_step] == [["hello", "0"]] * 2, nodes  # job steps, with env
+    assert hoard_error.startswith("OUT_OF_MEMORY: Slurm job "), hoard_error
+    assert "memory limit" in hoard_error  # Slurm's words, from the job's folder
+    assert not elsewhere.exists()
+
+
 BY_SHORT_NAME = """
 import json
 import covalent as ct

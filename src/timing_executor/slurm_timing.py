@@ -77,8 +77,13 @@ cloudpickle.register_pickle_by_value(timing)
 
 
 # --8<-- [start:job-script]
-#: Options the executor sets itself, which ``options`` may not set.
-OWN_OPTIONS = ("chdir", "output", "error", "parsable", "export")
+#: Options the executor sets itself (``--error``: none, so that the job's errors
+#: and Slurm's words are in its output file), which ``options`` may not set.
+OWN_OPTIONS = ("chdir", "output", "error", "parsable")
+#: The submitter's variables that would override the job script's own lines
+#: (``sbatch`` reads ``SBATCH_*`` variables over ``#SBATCH`` lines), unset for
+#: ``sbatch``: they would take the job's output out of its folder.
+UNSET_FOR_SBATCH = ("SBATCH_OUTPUT", "SBATCH_ERROR")
 #: Job states after which a job does no more.
 ENDED_STATES = {
     "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
@@ -93,7 +98,9 @@ def sbatch_lines(options: dict[str, Any]) -> list[str]:
     for name, value in options.items():
         if name.lstrip("-") in OWN_OPTIONS:
             raise ValueError(
-                f"options may not set {name!r}: the executor sets it for each job."
+                f"options may not set {name!r}: the executor gives each job "
+                "--chdir (its task's folder), --output (a file there, which holds "
+                "the job's errors too) and --parsable."
             )
         if value is False or value is None:
             continue
@@ -141,6 +148,9 @@ class JobScript:
         versions = shlex.quote(json.dumps(runtime_versions()))
         python = remote_quote(self.python_path)
         srun = "srun --ntasks=1 " if self.use_srun else ""
+        # A job step gets the job's --export (NONE: nothing), not this script's
+        # variables, unless SLURM_EXPORT_ENV says ALL.
+        step_env = ["export SLURM_EXPORT_ENV=ALL"] if self.use_srun else []
         return "\n".join(
             [
                 "#!/bin/bash",
@@ -153,6 +163,7 @@ class JobScript:
                     f"export {name}={shlex.quote(value)}"
                     for name, value in self.env
                 ),
+                *step_env,
                 *self.prerun_commands,
                 f"base64 -d <<'RUNNER' | {srun}{python} -c "
                 f"{shlex.quote(LAUNCHER_BOOT)} {versions}",
@@ -575,7 +586,9 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         Slurm's own words."""
         script = self.job_script().text(folder).encode()
         submitted = await shell.run(
-            f"{self.slurm('sbatch')} --parsable", input=script
+            f"unset {' '.join(UNSET_FOR_SBATCH)}; "
+            f"{self.slurm('sbatch')} --parsable",
+            input=script,
         )
         if submitted.status != 0:
             raise RuntimeError(
