@@ -6,6 +6,7 @@ it: real Covalent servers sharing one ``remote_workdir`` and one Slurm account."
 
 import asyncio
 import shlex
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import toml
 from covalent_plugin_testing.server import kill_server, run_client, running_server
 from covalent_plugin_testing.slurm_cluster import running_slurm_cluster
 from tests.waiting import wait_until
+from tests.workflows import error_of
 from timing_executor.shells import LocalShell
 from timing_executor.slurm_leases import (
     LEASE_PREFIX,
@@ -26,6 +28,7 @@ from timing_executor.slurm_leases import (
     expired_leases,
     renew_lease,
 )
+from timing_executor.slurm_timing import SlurmTimingExecutor
 
 pytestmark = pytest.mark.server
 
@@ -225,6 +228,24 @@ def test_a_live_server_beside_is_never_touched(cluster, section, tmp_path):
         release.touch()
         finished = run_client(live, RESULT.format(dispatch_id=live_dispatch))
     assert finished.stdout.split()[-1:] == ["COMPLETED"], finished.stderr
+    assert list(workdir.iterdir()) == []
+
+
+def test_a_task_whose_folder_was_removed_fails_saying_why(covalent_server, section, tmp_path):
+    """As when another server took this one for gone (it could not reach the login
+    node for orphan_timeout): the task's folder is removed while its job runs."""
+    workdir, markers, release = Path(section["remote_workdir"]), tmp_path / "m", tmp_path / "r"
+    markers.mkdir()
+    executor = SlurmTimingExecutor(**section)
+    dispatch_id = ct.dispatch(waiting_workflow(executor, str(markers), str(release), 1))()
+    wait_until(lambda: list(markers.iterdir()), limit=120)
+    (folder,) = owned(workdir, TASK_FOLDER_PREFIX)
+    shutil.rmtree(folder)
+    release.touch()
+    result = ct.get_result(dispatch_id, wait=True)
+    error = error_of(result, "waits")
+    assert "the folder of Slurm job " in error and str(folder) in error, error
+    assert "orphan_timeout (15 s)" in error
     assert list(workdir.iterdir()) == []
 
 
