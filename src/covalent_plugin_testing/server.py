@@ -141,11 +141,9 @@ def _pid_file(env: dict) -> Path:
     return Path(config["dispatcher"]["cache_dir"]) / "ui.pid"
 
 
-def stop_server(env: dict) -> None:
-    """Stop the server ``covalent start`` started with ``env`` the way ``covalent stop``
-    does: SIGINT to the server, its child processes (task pools, a Dask cluster)
-    killed, the pid file removed. It takes about a second; the command itself spends
-    several importing Covalent. Does nothing if no server was started."""
+def _server_processes(env: dict) -> tuple[Path, object, list, list] | None:
+    """The pid file of the server ``covalent start`` started with ``env``, the
+    launcher, the server processes and their descendants; None if none runs."""
     import psutil
 
     try:
@@ -155,13 +153,39 @@ def stop_server(env: dict) -> None:
         servers = launcher.children() or [launcher]
         descendants = [child for server in servers for child in server.children(recursive=True)]
     except (OSError, KeyError, ValueError, psutil.NoSuchProcess):
-        return  # covalent start failed before it started a server, or it has ended
+        return None  # covalent start failed before it started a server, or it has ended
+    return pid_file, launcher, servers, descendants
+
+
+def stop_server(env: dict) -> None:
+    """Stop the server ``covalent start`` started with ``env`` the way ``covalent stop``
+    does: SIGINT to the server, its child processes (task pools, a Dask cluster)
+    killed, the pid file removed. It takes about a second; the command itself spends
+    several importing Covalent. Does nothing if no server was started."""
+    if (found := _server_processes(env)) is None:
+        return
+    pid_file, launcher, servers, descendants = found
     for server in servers:
         _signal(server, signal.SIGINT)
     for child in descendants:
         _signal(child, signal.SIGKILL)
     for process in _running(servers, STOP_TIMEOUT_SECONDS) + _running([launcher], 1):
         _signal(process, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def kill_server(env: dict) -> None:
+    """Kill the server ``covalent start`` started with ``env`` and its child
+    processes at once (SIGKILL), as a power loss or the OOM killer would: it stops
+    nothing it started elsewhere. Returns once they have ended; does nothing if no
+    server runs."""
+    if (found := _server_processes(env)) is None:
+        return
+    pid_file, launcher, servers, descendants = found
+    processes = [*servers, launcher, *descendants]
+    for process in processes:
+        _signal(process, signal.SIGKILL)
+    _running(processes, STOP_TIMEOUT_SECONDS)
     pid_file.unlink(missing_ok=True)
 
 

@@ -8,7 +8,10 @@ of this package (``timing.supervise_task``), sent in the script by value, so the
 compute node needs Python and Covalent but not this package; the supervisor
 measures the task's CPU time there and ends every process it left. The executor
 asks Slurm for the state of all its jobs at once, reads what a finished job left
-in its folder, appends the record here, and removes the folder.
+in its folder, appends the record here, and removes the folder. Each job bears its
+server's mark, and the server keeps a lease in ``remote_workdir`` while it has
+jobs there: the next server cancels the jobs of a server that died
+(:mod:`~timing_executor.slurm_leases`).
 """
 
 # --8<-- [start:imports]
@@ -21,8 +24,8 @@ import re
 import shlex
 import tarfile
 import time
-import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -33,6 +36,16 @@ from covalent.executor.schemas import TaskUpdate
 
 from timing_executor import timing
 from timing_executor.shells import LocalShell, Shell, SSHShell
+from timing_executor.slurm_leases import (
+    EXPIRED,
+    TASK_FOLDER_PREFIX,
+    Workdir,
+    expired_lease,
+    expired_leases,
+    reap,
+    task_folder,
+    workdir_of,
+)
 from timing_executor.ssh_connection import (
     check_port,
     environment,
@@ -65,8 +78,13 @@ cloudpickle.register_pickle_by_value(timing)
 
 
 # --8<-- [start:job-script]
-#: Options the executor sets itself, which ``options`` may not set.
-OWN_OPTIONS = ("chdir", "output", "error", "parsable", "export")
+#: Options the executor sets itself (``--error``: none, so that the job's errors
+#: and Slurm's words are in its output file), which ``options`` may not set.
+OWN_OPTIONS = ("chdir", "output", "error", "parsable")
+#: The submitter's variables that would override the job script's own lines
+#: (``sbatch`` reads ``SBATCH_*`` variables over ``#SBATCH`` lines), unset for
+#: ``sbatch``: they would take the job's output out of its folder.
+UNSET_FOR_SBATCH = ("SBATCH_OUTPUT", "SBATCH_ERROR")
 #: Job states after which a job does no more.
 ENDED_STATES = {
     "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
@@ -81,7 +99,9 @@ def sbatch_lines(options: dict[str, Any]) -> list[str]:
     for name, value in options.items():
         if name.lstrip("-") in OWN_OPTIONS:
             raise ValueError(
-                f"options may not set {name!r}: the executor sets it for each job."
+                f"options may not set {name!r}: the executor gives each job "
+                "--chdir (its task's folder), --output (a file there, which holds "
+                "the job's errors too) and --parsable."
             )
         if value is False or value is None:
             continue
@@ -129,6 +149,9 @@ class JobScript:
         versions = shlex.quote(json.dumps(runtime_versions()))
         python = remote_quote(self.python_path)
         srun = "srun --ntasks=1 " if self.use_srun else ""
+        # A job step gets the job's --export (NONE: nothing), not this script's
+        # variables, unless SLURM_EXPORT_ENV says ALL.
+        step_env = ["export SLURM_EXPORT_ENV=ALL"] if self.use_srun else []
         return "\n".join(
             [
                 "#!/bin/bash",
@@ -141,6 +164,7 @@ class JobScript:
                     f"export {name}={shlex.quote(value)}"
                     for name, value in self.env
                 ),
+                *step_env,
                 *self.prerun_commands,
                 f"base64 -d <<'RUNNER' | {srun}{python} -c "
                 f"{shlex.quote(LAUNCHER_BOOT)} {versions}",
@@ -171,18 +195,25 @@ class SlurmJobs:
     """The jobs this server waits for on one cluster, all polled with one
     ``squeue`` every ``poll_freq`` seconds. ``squeue --states=all`` also lists
     jobs that ended less than ``MinJobAge`` ago; a job Slurm has forgotten has
-    ended too, and what it left in its folder says how."""
+    ended too, and what it left in its folder says how. The same command keeps
+    this server's lease in each ``remote_workdir`` of its jobs and lists the
+    leases there that have expired: the jobs of those servers are cancelled, and
+    their folders removed (:mod:`~timing_executor.slurm_leases`)."""
 
-    def __init__(self, shell: Shell, squeue: str, poll_freq: float) -> None:
-        self.shell, self.squeue, self.poll_freq = shell, squeue, poll_freq
-        self.waiting: dict[str, asyncio.Future] = {}
+    def __init__(
+        self, shell: Shell, squeue: str, scancel: str, poll_freq: float
+    ) -> None:
+        self.shell, self.poll_freq = shell, poll_freq
+        self.squeue, self.scancel = squeue, scancel
+        self.waiting: dict[str, tuple[asyncio.Future, Workdir]] = {}
         self.seen: dict[str, JobEnd] = {}
         self.polling: asyncio.Task | None = None
 
-    async def end_of(self, job_id: str) -> JobEnd:
-        """Wait until job ``job_id`` has ended; say how, as far as Slurm knows."""
+    async def end_of(self, job_id: str, workdir: Workdir) -> JobEnd:
+        """Wait until job ``job_id`` (its folder in ``workdir``) has ended; say
+        how, as far as Slurm knows."""
         ended = asyncio.get_running_loop().create_future()
-        self.waiting[job_id] = ended
+        self.waiting[job_id] = ended, workdir
         if self.polling is None or self.polling.done():
             self.polling = asyncio.create_task(self._poll())
         try:
@@ -191,52 +222,86 @@ class SlurmJobs:
             self.waiting.pop(job_id, None)
 
     async def _poll(self) -> None:
-        command = f"{self.squeue} --me --noheader --states=all --format='%i|%T|%N'"
         while self.waiting:
             await asyncio.sleep(self.poll_freq)
+            workdirs = {
+                workdir.path: workdir for _, workdir in self.waiting.values()
+            }
             try:
-                listed = await self.shell.run(command)
+                listed = await self.shell.run(
+                    self._command(list(workdirs.values()))
+                )
             except OSError:  # the login node cannot be reached now: ask again
                 continue
             if listed.status != 0:
                 continue  # slurmctld busy or restarting: ask again
-            jobs = dict(
-                (line.split("|")[0], JobEnd(*line.split("|")[1:3]))
-                for line in listed.stdout.decode().splitlines()
-                if line.count("|") == 2
-            )
-            for job_id, ended in list(self.waiting.items()):
-                job = jobs.get(job_id)
-                if job is not None:
-                    self.seen[job_id] = job
-                if (job is None or job.state in ENDED_STATES) and not ended.done():
-                    ended.set_result(self.seen.pop(job_id, JobEnd("")))
+            lines = listed.stdout.decode().splitlines()
+            jobs = listed_jobs(lines)
+            for line in lines:  # before this server's jobs are seen ended
+                if line.startswith(EXPIRED) and (
+                    gone := expired_lease(line, list(workdirs))
+                ):
+                    await self._reap(*gone, jobs)
+            self._settle(jobs)
+
+    def _command(self, workdirs: list[Workdir]) -> str:
+        """Keep this server's leases, list the expired ones, list the jobs."""
+        return "\n".join(
+            [
+                *(workdir.renewal() for workdir in workdirs),
+                expired_leases([workdir.path for workdir in workdirs]),
+                f"{self.squeue} --me --noheader --states=all "
+                f"--format='{JOB_FIELDS}'",
+            ]
+        )
+
+    def _settle(self, jobs: dict[str, tuple[JobEnd, str]]) -> None:
+        """End the wait for each job that has ended, or that Slurm forgot."""
+        for job_id, (ended, _) in list(self.waiting.items()):
+            job = jobs[job_id][0] if job_id in jobs else None
+            if job is not None:
+                self.seen[job_id] = job
+            if (job is None or job.state in ENDED_STATES) and not ended.done():
+                ended.set_result(self.seen.pop(job_id, JobEnd("")))
+
+    async def _reap(self, workdir: str, owner: str, jobs: dict) -> None:
+        """Cancel the gone ``owner``'s jobs that have not ended, and remove its
+        folders and lease in ``workdir``."""
+        mark = f"{workdir}/{TASK_FOLDER_PREFIX}{owner}-"
+        left = [
+            job_id
+            for job_id, (job, folder) in jobs.items()
+            if folder.startswith(mark) and job.state not in ENDED_STATES
+        ]
+        with suppress(OSError):  # not reached now: the lease says it next time
+            await self.shell.run(reap(workdir, owner, left, self.scancel))
+
+
+#: What ``squeue`` says of each job: id, state, node, working folder (last: it may
+#: hold a ``|``).
+JOB_FIELDS = "%i|%T|%N|%Z"
+
+
+def listed_jobs(lines: list[str]) -> dict[str, tuple[JobEnd, str]]:
+    """Each job ``squeue`` listed (lines of :data:`JOB_FIELDS`) and its folder."""
+    jobs = {}
+    for line in lines:
+        fields = line.split("|", 3)
+        if len(fields) == 4 and fields[0] != EXPIRED:
+            jobs[fields[0]] = JobEnd(fields[1], fields[2]), fields[3]
+    return jobs
 
 
 _jobs: dict[tuple, SlurmJobs] = {}
-_workdirs: dict[tuple[str, str], str] = {}
 
 
-async def absolute_workdir(shell: Shell, remote_workdir: str) -> str:
-    """``remote_workdir`` as an absolute path where ``shell`` runs (made)."""
-    key = (shell.where, remote_workdir)
-    if key not in _workdirs:
-        workdir = remote_quote(remote_workdir)
-        made = await shell.run(f"mkdir -p {workdir} && cd {workdir} && pwd -P")
-        if made.status != 0:
-            raise RuntimeError(
-                f"{shell.where}: cannot make remote_workdir {remote_workdir!r}: "
-                f"{made.error()}"
-            )
-        _workdirs[key] = made.stdout.decode().strip()
-    return _workdirs[key]
-
-
-def slurm_jobs(shell: Shell, squeue: str, poll_freq: float) -> SlurmJobs:
+def slurm_jobs(
+    shell: Shell, squeue: str, scancel: str, poll_freq: float
+) -> SlurmJobs:
     """The poller of ``shell``'s cluster for this event loop."""
     key = (shell.where, squeue, poll_freq, id(asyncio.get_running_loop()))
     if key not in _jobs:
-        _jobs[key] = SlurmJobs(shell, squeue, poll_freq)
+        _jobs[key] = SlurmJobs(shell, squeue, scancel, poll_freq)
     return _jobs[key]
 
 
@@ -309,6 +374,7 @@ _EXECUTOR_PLUGIN_DEFAULTS = {
     "slurm_path": "",
     "slurm_conf": "",
     "poll_freq": 2.0,
+    "orphan_timeout": 600.0,
     "timing_filepath": DEFAULT_TIMING_FILEPATH,
     "record_format": "text",
 }
@@ -354,6 +420,10 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         slurm_conf: The cluster's ``slurm.conf``, if it is not Slurm's default
             (``SLURM_CONF`` for the Slurm commands).
         poll_freq: Seconds between two questions to Slurm about the jobs.
+        orphan_timeout: Seconds after this server's last sign of life (at every
+            poll it renews a lease in ``remote_workdir`` while it has jobs there)
+            from which another server polling jobs there takes it for gone,
+            cancels its jobs and removes their folders. At least 10 polls.
         timing_filepath: File the records are appended to, on the server.
         record_format: ``"text"`` or ``"jsonl"`` (which adds the job's id, node and
             final state).
@@ -378,6 +448,7 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         slurm_path: str = "",
         slurm_conf: str = "",
         poll_freq: float = 2.0,
+        orphan_timeout: float = 600.0,
         timing_filepath: str | os.PathLike = DEFAULT_TIMING_FILEPATH,
         record_format: str = "text",
         **kwargs: Any,
@@ -395,7 +466,7 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
             slurm_path,
             slurm_conf,
         )
-        self.poll_freq = poll_freq
+        self.poll_freq, self.orphan_timeout = poll_freq, orphan_timeout
         self.timing_filepath = resolve_timing_filepath(timing_filepath)
         self.record_format = check_record_format(record_format)
         check_port(port)  # values that cannot work fail here, on the client
@@ -403,6 +474,14 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         if not isinstance(poll_freq, int | float) or poll_freq <= 0:
             raise ValueError(
                 f"poll_freq {poll_freq!r} is not a number of seconds > 0."
+            )
+        if not isinstance(orphan_timeout, int | float) or not (
+            orphan_timeout >= 10 * poll_freq
+        ):
+            raise ValueError(
+                f"orphan_timeout {orphan_timeout!r} is not a number of seconds of "
+                f"at least 10 polls (10 x poll_freq = {10 * poll_freq} s): another "
+                "server could take this one for gone while it waits for its jobs."
             )
 
     def shell(self) -> Shell:
@@ -442,34 +521,41 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         details: dict[str, Any] = {"job_id": None, "node": None, "state": None}
         report = partial(report_end, record_type=SlurmTaskRecord)
         name = task_name(function)
-        try:
-            shell = self.shell()
-            folder = await self._stage(shell, function, args, kwargs)
-        except (ConnectionError, ValueError, RuntimeError) as error:
-            end = TaskEnd("FAILED", started_at, 0.0, 0.0)
+
+        def failed(error: Exception, wall_seconds: float) -> Any:
+            end = TaskEnd("FAILED", started_at, 0.0, wall_seconds)
             end.error = f"{type(error).__name__}: {error}"
             end.report = end.error + "\n"
             return report(end, task_metadata, name, self, **details)
+
         try:
+            shell = self.shell()
+            workdir = workdir_of(shell, self.remote_workdir)
+            await workdir.enter(shell, self.orphan_timeout)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            return failed(error, 0.0)
+        folder = task_folder(workdir.path)
+        try:
+            await self._stage(shell, folder, function, args, kwargs)
             job_id = await self._submit(shell, folder)
             details["job_id"] = job_id
             if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand
                 await self.set_job_handle(job_id)  # what cancel() gets back
                 if await self.get_cancel_requested():  # asked before it was saved
                     await self.cancel(task_metadata, job_id)
-            squeue = self.slurm("squeue")
-            job = await slurm_jobs(shell, squeue, self.poll_freq).end_of(job_id)
-            details["node"] = job.node or None
-            exit, output = await self._collect(shell, folder)
-        except (ConnectionError, RuntimeError) as error:
-            end = TaskEnd(
-                "FAILED", started_at, 0.0, time.perf_counter() - wall_start
+            jobs = slurm_jobs(
+                shell, self.slurm("squeue"), self.slurm("scancel"), self.poll_freq
             )
-            end.error = f"{type(error).__name__}: {error}"
-            end.report = end.error + "\n"
-            return report(end, task_metadata, name, self, **details)
+            job = await jobs.end_of(job_id, workdir)
+            details["node"] = job.node or None
+            exit, output = await self._collect(shell, folder, job_id)
+        except (ConnectionError, RuntimeError) as error:
+            return failed(error, time.perf_counter() - wall_start)
         finally:
-            await shell.run(f"rm -rf {shlex.quote(folder)}")
+            try:
+                await shell.run(f"rm -rf {shlex.quote(folder)}")
+            finally:
+                await workdir.leave(shell, self.orphan_timeout)
         cancelled = (
             hasattr(self, "_send_queue") and await self.get_cancel_requested()
         )
@@ -479,29 +565,32 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         end = task_end(exit, started_at, wall_seconds, cancelled, why)
         return report(end, task_metadata, name, self, **details)
 
-    async def _stage(self, shell: Shell, function: Callable, args, kwargs) -> str:
-        """Write the task to a new folder in ``remote_workdir``; return it."""
-        workdir = await absolute_workdir(shell, self.remote_workdir)
-        folder = shlex.quote(f"{workdir}/timing-task-{uuid.uuid4().hex}")
+    async def _stage(
+        self, shell: Shell, folder: str, function: Callable, args, kwargs
+    ) -> None:
+        """Write the task to ``folder``, a new folder in ``remote_workdir``."""
+        workdir = os.path.dirname(folder)
         task = cloudpickle.dumps(
             (workdir, function, args, kwargs)
         )  # runs in workdir
+        quoted = shlex.quote(folder)
         written = await shell.run(
-            f"mkdir {folder} && cat > {folder}/task.pkl", task
+            f"mkdir {quoted} && cat > {quoted}/task.pkl", task
         )
         if written.status != 0:
             raise RuntimeError(
                 f"{shell.where}: cannot write the task into {workdir}: "
                 f"{written.error()}"
             )
-        return shlex.split(folder)[0]
 
     async def _submit(self, shell: Shell, folder: str) -> str:
         """Submit the job of the task in ``folder``; return its id, or raise with
         Slurm's own words."""
         script = self.job_script().text(folder).encode()
         submitted = await shell.run(
-            f"{self.slurm('sbatch')} --parsable", input=script
+            f"unset {' '.join(UNSET_FOR_SBATCH)}; "
+            f"{self.slurm('sbatch')} --parsable",
+            input=script,
         )
         if submitted.status != 0:
             raise RuntimeError(
@@ -509,12 +598,23 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
             )
         return submitted.stdout.decode().strip().split(";")[0]
 
-    async def _collect(self, shell: Shell, folder: str) -> tuple[TaskExit, str]:
+    async def _collect(
+        self, shell: Shell, folder: str, job_id: str
+    ) -> tuple[TaskExit, str]:
         """What the job left in ``folder``: how the task ended, and the job's own
         output (Slurm's messages)."""
         packed = await shell.run(
             f"tar -C {shlex.quote(folder)} --exclude=./task.pkl -cf - ."
         )
+        if packed.status not in (0, 1):  # 1: a file changed while it was read
+            raise RuntimeError(
+                f"{shell.where}: the folder of Slurm job {job_id} is gone "
+                f"({folder}: {packed.error()}). Another server polling jobs in "
+                "remote_workdir takes a server for gone, cancels its jobs and "
+                "removes their folders, when it has had no sign of life from it "
+                f"for orphan_timeout ({self.orphan_timeout} s): as when this "
+                "server could not reach the login node for that long."
+            )
         files = {}
         with tarfile.open(fileobj=io.BytesIO(packed.stdout)) as archive:
             for member in archive.getmembers():
