@@ -148,7 +148,8 @@ def test_a_workflow_runs_as_jobs_and_is_recorded_here(
 
 def test_the_servers_covalent_settings_stay_out_of_the_job(covalent_server, executor):
     """sbatch passes the submitter's environment on: the job unsets COVALENT_*, and
-    its Covalent keeps its settings in a folder of its own, removed at the job's end."""
+    its Covalent keeps its settings in a folder inside the task's folder (so a job
+    that is killed leaves none in the system's temporary folder), removed with it."""
 
     def covalent_settings():
         import os
@@ -159,6 +160,7 @@ def test_the_servers_covalent_settings_stay_out_of_the_job(covalent_server, exec
     result = dispatch_and_wait(one_task(executor, covalent_settings))
     names, config_dir = result.result
     assert names == ["COVALENT_CONFIG_DIR"]
+    assert Path(config_dir).parent.parent == Path(executor.remote_workdir)
     assert not Path(config_dir).exists()
 
 

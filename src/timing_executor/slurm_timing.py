@@ -142,7 +142,9 @@ class JobScript:
         """The script of the job that runs the task written to ``folder``.
 
         The server's Covalent settings (``COVALENT_*``, which ``sbatch`` passes on)
-        are unset; Covalent there keeps its configuration in a temporary folder.
+        are unset; Covalent there keeps its configuration in the task's folder,
+        which goes with the folder however the job ends (a job that is killed
+        never runs its last line).
         The supervisor comes in the script, pickled, so only the task is staged.
         """
         runner = base64.b64encode(boot_message(partial(supervise_task, folder)))
@@ -159,7 +161,7 @@ class JobScript:
                 f"#SBATCH --output={sbatch_value('output', folder + '/slurm.out')}",
                 *sbatch_lines(dict(self.options)),
                 "unset $(compgen -e | grep '^COVALENT_')",
-                'export COVALENT_CONFIG_DIR="$(mktemp -d)"',
+                'export COVALENT_CONFIG_DIR="$PWD/covalent-config"',  # in --chdir
                 *(
                     f"export {name}={shlex.quote(value)}"
                     for name, value in self.env
@@ -172,7 +174,6 @@ class JobScript:
                 "RUNNER",
                 "status=$?",
                 *self.postrun_commands,
-                'rm -rf "$COVALENT_CONFIG_DIR"',
                 "exit $status",
                 "",
             ]
@@ -603,8 +604,9 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
     ) -> tuple[TaskExit, str]:
         """What the job left in ``folder``: how the task ended, and the job's own
         output (Slurm's messages)."""
+        leave_out = "--exclude=./task.pkl --exclude=./covalent-config"
         packed = await shell.run(
-            f"tar -C {shlex.quote(folder)} --exclude=./task.pkl -cf - ."
+            f"tar -C {shlex.quote(folder)} {leave_out} -cf - ."
         )
         if packed.status not in (0, 1):  # 1: a file changed while it was read
             raise RuntimeError(
