@@ -25,6 +25,7 @@ from tests.covalent_only_venv import OTHER_CLOUDPICKLE, other_cloudpickle
 from tests.waiting import wait_for_pids, wait_until_gone
 from tests.workflows import (
     add_multiply_workflow,
+    assert_each_burn_recorded_its_cpu_time,
     assert_misbehaviour_reported,
     dispatch_and_wait,
     error_of,
@@ -118,14 +119,7 @@ def test_cpu_time_is_measured_in_the_job(covalent_server, executor, tmp_path):
     barrier = tempfile.mkdtemp(dir=tmp_path)
     result = dispatch_and_wait(cpu_workflow(executor, 2, 0.5, barrier, 60), 2)
     assert str(result.status) == "COMPLETED", result.error
-    runs = records(executor, result.dispatch_id)
-    graph = result.lattice.transport_graph
-    burns = [n for n in graph._graph.nodes if graph.get_node_value(n, "name") == "burn"]
-    assert len(burns) == 2
-    for node in burns:
-        truth, _, _, met = graph.get_node_value(node, "output").get_deserialized()
-        assert met
-        assert runs[node]["cpu_seconds"] / truth == pytest.approx(1.0, abs=0.03)
+    assert_each_burn_recorded_its_cpu_time(result, executor, 2)
 
 
 def test_a_workflow_runs_as_jobs_and_is_recorded_here(

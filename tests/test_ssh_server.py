@@ -4,10 +4,13 @@ nothing left running after the block."""
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import asyncssh
@@ -16,6 +19,7 @@ import pytest
 
 from covalent_plugin_testing import ssh_server as ssh_module
 from covalent_plugin_testing.ssh_server import SSHServer, running_ssh_server
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,16 @@ def processes_of(folder: Path, port: int) -> list[psutil.Process]:
             continue
         if in_folder or connection[2:] == ["127.0.0.1", str(port)]:
             found.append(process)
+    return found
+
+
+def sleeps_of(folder: Path, port: int) -> list[psutil.Process]:
+    """The ``sleep`` commands among :func:`processes_of` ``(folder, port)``."""
+    found = []
+    for process in processes_of(folder, port):
+        with suppress(psutil.Error):
+            if process.name() == "sleep":
+                found.append(process)
     return found
 
 
@@ -111,6 +125,37 @@ def test_a_killed_session_drops_its_connection_and_its_command_sees_eof(
         time.sleep(0.05)
 
 
+CLIENT_THAT_FORKS = """
+import os, socket, sys, time
+connection = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+connection.recv(100)  # sshd's greeting
+if os.fork() == 0:
+    print(os.getpid(), flush=True)
+time.sleep(120)
+"""
+
+
+def test_clients_stopped_stops_every_process_that_holds_a_connection_until_the_block_ends(
+    server: SSHServer,
+) -> None:
+    command = [sys.executable, "-c", CLIENT_THAT_FORKS, str(server.port)]
+    client = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    clients = [client.pid]
+    try:
+        clients.append(int(client.stdout.readline()))  # the child it forked
+        assert sorted(server.client_pids()) == sorted(clients)
+        with server.clients_stopped() as stopped:
+            assert sorted(stopped) == sorted(clients)
+            statuses = {psutil.Process(pid).status() for pid in clients}
+            assert statuses == {psutil.STATUS_STOPPED}
+            assert server.session_pids()  # sshd still serves the connection
+        assert psutil.STATUS_STOPPED not in {psutil.Process(pid).status() for pid in clients}
+    finally:
+        for pid in clients:
+            os.kill(pid, signal.SIGKILL)
+        client.wait()
+
+
 def test_remote_commands_get_the_servers_home_and_temporary_folder(tmp_path: Path) -> None:
     with running_ssh_server(tmp_path) as server:
         result = asyncio.run(run(server, "echo $HOME $TMPDIR"))
@@ -146,11 +191,13 @@ def test_nothing_runs_after_the_block(tmp_path: Path) -> None:
             # A command that leaves its session's process tree, and one still in it.
             await connection.run("nohup sleep 120 >/dev/null 2>&1 &", check=True)
             await connection.create_process("sleep 120")
-            await asyncio.sleep(0.2)
             # sshd, the two commands, and the shell of one if the user's shell is dash.
+            await asyncio.to_thread(
+                wait_until, lambda: len(sleeps_of(tmp_path, server.port)) == 2, 30
+            )
             running = processes_of(tmp_path, server.port)
             assert server.pid in [p.pid for p in running]
-            assert len(running) >= 3
+            assert len(sleeps_of(tmp_path, server.port)) == 2, running
             sessions.extend(psutil.Process(pid) for pid in server.session_pids())
         connection.close()
         await connection.wait_closed()

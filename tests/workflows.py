@@ -163,6 +163,20 @@ def assert_misbehaviour_reported(result) -> None:
     assert nodes["raises"]["stderr"].endswith("ValueError: bad value 7\n")
 
 
+def assert_each_burn_recorded_its_cpu_time(result, executor, tasks: int) -> None:
+    """A finished ``benchmarks.tasks.cpu_workflow`` dispatch of ``tasks`` burns: each
+    burn met the others at the barrier, and its record holds the CPU time it measured
+    itself (within 3 %)."""
+    runs = records(executor, result.dispatch_id)
+    graph = result.lattice.transport_graph
+    burns = [n for n in graph._graph.nodes if graph.get_node_value(n, "name") == "burn"]
+    assert len(burns) == tasks
+    for node in burns:
+        truth, _, _, met = graph.get_node_value(node, "output").get_deserialized()
+        assert met
+        assert abs(runs[node]["cpu_seconds"] / truth - 1) <= 0.03, (runs[node], truth)
+
+
 def sleeping_workflow(executor, marker_dir: str, tasks: int = 1, seconds: float = 60):
     """Return ``workflow()``: ``tasks`` naps, then a task that needs them all.
 

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +136,36 @@ class SSHServer:
             return [child.pid for child in sorted(children, key=_start_time)]
         return []
 
+    def client_pids(self) -> list[int]:
+        """The processes at the client end of this server's connections (those that
+        hold a TCP connection to its port), this one left out. A process forked from
+        a client holds its connections too (such as the pool workers of Covalent's
+        ``local`` executor, forked from the Covalent server), so it is listed too."""
+        import psutil
+
+        found = []
+        for process in psutil.process_iter():
+            with suppress(psutil.Error):
+                connections = process.net_connections("tcp")
+                if any(c.raddr == (self.host, self.port) for c in connections):
+                    found.append(process.pid)
+        return [pid for pid in found if pid != os.getpid()]
+
+    def clients_stopped(self) -> AbstractContextManager[list[int]]:
+        """Stop the processes of :meth:`client_pids` (SIGSTOP) until the block ends
+        (SIGCONT); the block gets their ids. Their connections stay open and say
+        nothing, as over a path that died silently (a machine that lost power, a NAT
+        that dropped the flow): sshd and the commands of its sessions notice nothing,
+        unless they check that the client answers."""
+        return _stopped(self.client_pids())
+
+    def sessions_stopped(self) -> AbstractContextManager[list[int]]:
+        """Stop the sshd processes that serve the current connections (SIGSTOP), not
+        their commands, until the block ends (SIGCONT); the block gets their ids. To
+        the clients the connections stay open and say nothing, as when the path to
+        the server died silently; the commands run on and get nothing on stdin."""
+        return _stopped([p.pid for pid in self.session_pids() for p in _sshd_processes(pid)])
+
     def kill_session(self, pid: int) -> None:
         """Drop the connection that sshd process ``pid`` serves (one of
         :meth:`session_pids`) as a network failure would: SIGKILL to it and its sshd
@@ -146,14 +176,51 @@ class SSHServer:
         (As another user than root, each connection has two sshd processes: a
         privileged monitor and its child that serves the connection, which survives
         a SIGKILL to the monitor alone.)"""
-        import psutil
+        _signal_all(_sshd_processes(pid), signal.SIGKILL)
 
-        try:
-            session = psutil.Process(pid)
-            processes = [session, *session.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return
-        _signal_all([p for p in processes if _is_sshd(p)], signal.SIGKILL)
+
+def _sshd_processes(session_pid: int) -> list:
+    """The sshd processes of the session that sshd process ``session_pid`` serves:
+    it and its sshd descendants, not the commands."""
+    import psutil
+
+    try:
+        session = psutil.Process(session_pid)
+        processes = [session, *session.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    return [p for p in processes if _is_sshd(p)]
+
+
+@contextmanager
+def _stopped(pids: list[int]) -> Iterator[list[int]]:
+    """Stop the processes ``pids`` (SIGSTOP) until the block ends (SIGCONT). The
+    block starts once each has stopped (a signal takes effect when its process is
+    next scheduled) or ended."""
+    import psutil
+
+    def running(pid: int) -> bool:
+        with suppress(psutil.Error):
+            return psutil.Process(pid).status() not in (
+                psutil.STATUS_STOPPED,
+                psutil.STATUS_ZOMBIE,
+            )
+        return False
+
+    try:
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while (late := [pid for pid in pids if running(pid)]) and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+        if late:
+            raise RuntimeError(f"processes {late} did not stop in {START_TIMEOUT_SECONDS} s")
+        yield pids
+    finally:
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def _start_time(process) -> float:

@@ -42,6 +42,7 @@ from timing_executor.ssh_connection import (
 from timing_executor.timing import (
     DEFAULT_TIMING_FILEPATH,
     LAUNCHER_BOOT,
+    LAUNCHER_UNHEARD,
     VERSIONS_DIFFER,
     VERSIONS_SAID,
     MessageReader,
@@ -52,6 +53,7 @@ from timing_executor.timing import (
     boot_message,
     check_record_format,
     empty_means_default,
+    encode_message,
     refused_tasks,
     report_end,
     resolve_timing_filepath,
@@ -67,6 +69,10 @@ cloudpickle.register_pickle_by_value(timing)
 
 
 # --8<-- [start:remote-side]
+#: Seconds between the messages that tell a launcher its executor is still there.
+HEARTBEAT_SECONDS = 2.0
+
+
 @dataclass(frozen=True)
 class RemoteSide:
     """How the launcher starts on the remote machine."""
@@ -75,6 +81,9 @@ class RemoteSide:
     remote_workdir: str
     env: tuple[tuple[str, str], ...] = ()
     prerun_command: str = ""
+    #: Seconds without a message from here after which the launcher stops its
+    #: tasks and ends.
+    heartbeat_timeout: float = 60.0
 
     def command(self) -> str:
         """The command that starts the launcher: ``sh -c`` runs it, whatever the
@@ -100,7 +109,9 @@ class RemoteSide:
 
 class RemoteLauncher(TaskLauncher):
     """A launcher on another machine, talked to over one channel of an SSH
-    connection. Its tasks fail with a message naming ``host:port`` when it ends."""
+    connection. Its tasks fail with a message naming ``host:port`` when it ends.
+    A heartbeat every ``HEARTBEAT_SECONDS`` (2 s), sent from the event loop, tells
+    it that this side is still there."""
 
     def __init__(
         self,
@@ -111,8 +122,17 @@ class RemoteLauncher(TaskLauncher):
         loop = asyncio.get_running_loop()
         super().__init__(partial(loop.call_soon_threadsafe, process.stdin.write))
         self.process, self.target, self.side = process, target, side
-        process.stdin.write(boot_message(partial(serve_tasks, ".")))
+        serve = partial(serve_tasks, ".", silence_limit=side.heartbeat_timeout)
+        process.stdin.write(boot_message(serve))
         self.hearing = asyncio.create_task(self._hear_endings())
+        self.beating = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        heartbeat = encode_message({"heartbeat": True})
+        with contextlib.suppress(asyncssh.Error, OSError):  # the channel closed
+            while not self.gone:
+                self.process.stdin.write(heartbeat)
+                await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _hear_endings(self) -> None:
         reader, errors = MessageReader(), bytearray()
@@ -129,6 +149,7 @@ class RemoteLauncher(TaskLauncher):
         await asyncio.wait([gathering, closing], timeout=5)
         status = self.process.exit_status
         self.lost(self.why_ended(status, errors.decode(errors="replace")))
+        self.beating.cancel()
 
     def why_ended(self, status: int | None, stderr: str) -> str:
         """Say why the launcher ended, and what to do."""
@@ -145,6 +166,14 @@ class RemoteLauncher(TaskLauncher):
                 f"here may not unpickle there. Install them there ({python} -m "
                 f"pip install {pins}, with Python {wanted['python']}), or set "
                 "python_path to a Python that has them."
+            )
+        if status == LAUNCHER_UNHEARD:
+            seconds = self.side.heartbeat_timeout
+            return (
+                f"the task launcher on {where} heard nothing from this server "
+                f"for {seconds:g} s (heartbeat_timeout), so it stopped its tasks "
+                "and ended: the connection died silently, or this server's "
+                "process was stopped or frozen that long"
             )
         if status == 127:
             return (
@@ -216,6 +245,7 @@ _EXECUTOR_PLUGIN_DEFAULTS = {
     "env": {},
     "prerun_command": "",
     "connect_timeout": 10.0,
+    "heartbeat_timeout": 60.0,
     "timing_filepath": DEFAULT_TIMING_FILEPATH,
     "record_format": "text",
 }
@@ -228,10 +258,29 @@ _pickling_threads = ThreadPoolExecutor(4, thread_name_prefix="ssh-timing")
 class RemoteTaskRecord(TaskRecord):
     """A task's record, with the machine that ran it."""
 
-    host: str | None = None  #: The ``hostname`` the task ran on.
+    #: The name of the machine the task ran on, as it gives it there
+    #: (``socket.gethostname()``); None if the task never started there.
+    host: str | None = None
 
 
 # --8<-- [end:plugin-attributes]
+
+
+def check_heartbeat_timeout(seconds: object) -> float:
+    """Return ``seconds`` if it leaves room for a few heartbeats; else raise a
+    ``ValueError``."""
+    least = 5 * HEARTBEAT_SECONDS
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ValueError(
+            f"heartbeat_timeout {seconds!r} is not a number of seconds."
+        )
+    if not seconds >= least:
+        raise ValueError(
+            f"heartbeat_timeout {seconds!r} is too short: give at least "
+            f"{least:g} s (a heartbeat goes every {HEARTBEAT_SECONDS:g} s), so "
+            "that a busy server does not stop the remote tasks."
+        )
+    return float(seconds)
 
 
 # --8<-- [start:executor]
@@ -256,6 +305,9 @@ class SSHTimingExecutor(AsyncBaseExecutor):
         prerun_command: A shell command run there before the tasks' Python starts,
             such as ``source ~/venv/bin/activate`` or ``module load python``.
         connect_timeout: Seconds to wait for the login.
+        heartbeat_timeout: Seconds the remote side goes on without word from this
+            server (a heartbeat goes every 2 s) before it stops the tasks and ends:
+            when the connection died silently, nothing is left running there.
         timing_filepath: File the records are appended to, on the server.
         record_format: ``"text"`` or ``"jsonl"`` (which adds the host).
         **kwargs: Options every Covalent executor takes, such as ``log_stdout``.
@@ -276,6 +328,7 @@ class SSHTimingExecutor(AsyncBaseExecutor):
         env: dict[str, str] | None = None,
         prerun_command: str = "",
         connect_timeout: float = 10.0,
+        heartbeat_timeout: float = 60.0,
         timing_filepath: str | os.PathLike = DEFAULT_TIMING_FILEPATH,
         record_format: str = "text",
         **kwargs: Any,
@@ -286,6 +339,7 @@ class SSHTimingExecutor(AsyncBaseExecutor):
         self.python_path, self.remote_workdir = python_path, remote_workdir
         self.env, self.prerun_command = dict(env or {}), prerun_command
         self.connect_timeout = connect_timeout
+        self.heartbeat_timeout = check_heartbeat_timeout(heartbeat_timeout)
         self.timing_filepath = resolve_timing_filepath(timing_filepath)
         self.record_format = check_record_format(record_format)
         check_port(port)  # values that cannot work fail here, on the client
@@ -294,7 +348,11 @@ class SSHTimingExecutor(AsyncBaseExecutor):
     def side(self) -> RemoteSide:
         env = environment(self.env)
         return RemoteSide(
-            self.python_path, self.remote_workdir, env, self.prerun_command
+            self.python_path,
+            self.remote_workdir,
+            env,
+            self.prerun_command,
+            self.heartbeat_timeout,
         )
 
     async def run(
@@ -302,9 +360,7 @@ class SSHTimingExecutor(AsyncBaseExecutor):
     ) -> Any:
         """Run the task in a process of its own on the remote machine."""
         task_ids(task_metadata)  # bad metadata fails before anything starts
-        report = partial(
-            report_end, record_type=RemoteTaskRecord, host=self.hostname
-        )
+        report = partial(report_end, record_type=RemoteTaskRecord)
         name, started_at = task_name(function), time.time()
         try:
             launcher = await remote_launcher(target_of(self).check(), self.side())
@@ -312,7 +368,7 @@ class SSHTimingExecutor(AsyncBaseExecutor):
             end = TaskEnd("FAILED", started_at, 0.0, 0.0)
             end.error = f"{type(error).__name__}: {error}"
             end.report = end.error + "\n"
-            return report(end, task_metadata, name, self)
+            return report(end, task_metadata, name, self, host=None)
         loop = asyncio.get_running_loop()
         task = TaskRun(launcher)
         try:
@@ -323,12 +379,13 @@ class SSHTimingExecutor(AsyncBaseExecutor):
             start = partial(task.start, function, args, kwargs, cwd=".")
             if not await loop.run_in_executor(_pickling_threads, start):
                 raise TaskCancelledError("The task was cancelled before it began.")
-            await asyncio.wrap_future(task.exited)  # the event loop stays free
+            ended = await asyncio.wrap_future(task.exited)  # the loop stays free
             end = await loop.run_in_executor(_pickling_threads, task.end)
         finally:
             task.discard()
         return await loop.run_in_executor(
-            _pickling_threads, partial(report, end, task_metadata, name, self)
+            _pickling_threads,
+            partial(report, end, task_metadata, name, self, host=ended.host),
         )
 
     async def cancel(self, task_metadata: dict, job_handle: Any) -> bool:

@@ -512,17 +512,23 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def serve_tasks(
-    workdir: str, sys_path: list[str] | None = None, own_workdir: bool = False
+    workdir: str,
+    sys_path: list[str] | None = None,
+    own_workdir: bool = False,
+    silence_limit: float | None = None,
 ) -> None:
     """The launcher: run each task it is sent under a supervisor, say how it ended.
 
     It reads messages on file descriptor 0: ``{"start": id}`` with the pickled
-    task, and ``{"cancel": id}``. Each task gets a folder in ``workdir`` and a
-    supervisor process (:func:`supervise_task`); when that ends, the launcher
-    writes ``{"ended": id, ...}`` with the task's outcome and output to file
-    descriptor 1 and removes the folder. When 0 closes (the executor's process or
-    its connection is gone), it stops its tasks and ends; ``own_workdir`` means
-    the folder is its own, to remove as well.
+    task, and ``{"cancel": id}``; it ignores others. Each task gets a folder in
+    ``workdir`` and a supervisor process (:func:`supervise_task`); when that ends,
+    the launcher writes ``{"ended": id, ...}`` with the task's outcome and output
+    to file descriptor 1 and removes the folder. When 0 closes (the executor's
+    process or its connection is gone), it stops its tasks and ends; ``own_workdir``
+    means the folder is its own, to remove as well. With ``silence_limit``, it does
+    the same when nothing came on 0 for that many seconds, then exits with status
+    :data:`LAUNCHER_UNHEARD`: an executor that sends a message every few seconds
+    (a heartbeat) is then gone without a word, or its connection died silently.
     """
     if sys_path is not None:
         sys.path[:] = sys_path
@@ -540,9 +546,16 @@ def serve_tasks(
     signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() via the pipe
     supervisors: dict[str, int] = {}  # task id -> pid, while the task runs
     reader = MessageReader()
+    heard_at, unheard = time.monotonic(), False
     try:
         while True:
-            readable, _, _ = select.select([0, wake_read], [], [])
+            wait = None
+            if silence_limit is not None:
+                wait = max(0.0, heard_at + silence_limit - time.monotonic())
+            readable, _, _ = select.select([0, wake_read], [], [], wait)
+            if not readable and wait == 0.0:  # nothing came, nothing is waiting
+                unheard = True
+                break
             if wake_read in readable:
                 os.read(wake_read, 4096)
             for task_id, status in reap_supervisors(supervisors):
@@ -554,6 +567,7 @@ def serve_tasks(
                 data = os.read(0, 1 << 20)
                 if not data:
                     break
+                heard_at = time.monotonic()
                 for header, blobs in reader.feed(data):
                     if "start" in header:
                         folder = task_folder(workdir, header["start"])
@@ -575,6 +589,8 @@ def serve_tasks(
             shutil.rmtree(task_folder(workdir, task_id), ignore_errors=True)
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+    if unheard:
+        sys.exit(LAUNCHER_UNHEARD)
 
 
 def task_folder(workdir: str, task_id: str) -> str:
@@ -633,12 +649,16 @@ def ended_message(task_id: str, folder: str, status: int) -> bytes:
         if os.path.exists(path):
             with open(path, "rb") as file:
                 files[name] = file.read()
-    return encode_message({"ended": task_id, **ended}, files)
+    host = socket.gethostname()
+    return encode_message({"ended": task_id, "host": host, **ended}, files)
 
 
 #: The exit status of :data:`LAUNCHER_BOOT` when versions differ, and what it says
 #: on stderr before it exits, followed by the versions it found.
 VERSIONS_DIFFER, VERSIONS_SAID = 97, "timing-executor versions: "
+
+#: The exit status of a launcher that heard nothing for its ``silence_limit``.
+LAUNCHER_UNHEARD = 98
 
 #: Starts a launcher (or, given a file, one supervised task) in a new Python. It
 #: first checks that this Python, Covalent and cloudpickle are the versions the
@@ -714,6 +734,7 @@ class TaskExit:
     files: dict = field(default_factory=dict)
     #: Why no report came (the launcher, or the connection to it, is gone).
     lost: str | None = None
+    host: str | None = None  #: The name of the machine it ran on, given there.
 
 
 @dataclass
@@ -792,6 +813,7 @@ class TaskLauncher:
                     header["cpu_seconds"],
                     header.get("others_cpu_seconds", 0.0),
                     files,
+                    host=header.get("host"),
                 )
             )
 
