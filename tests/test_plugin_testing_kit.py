@@ -69,7 +69,7 @@ def assert_passed_leaving_nothing(
 
 
 def test_the_example_project_passes_and_leaves_nothing_behind(tmp_path):
-    assert_passed_leaving_nothing(run_pytest(EXAMPLE_PROJECT, tmp_path), tmp_path, 3)
+    assert_passed_leaving_nothing(run_pytest(EXAMPLE_PROJECT, tmp_path), tmp_path, 4)
 
 
 def test_a_missing_executor_folder_is_named_with_the_fix(tmp_path):

@@ -140,13 +140,13 @@ def test_a_daemon_that_stops_while_starting_is_shown_with_its_log(tmp_path):
 
 
 def test_a_port_taken_meanwhile_means_another_try(tmp_path, monkeypatch):
-    choose = slurm_cluster._free_ports
+    choose = slurm_cluster.free_ports
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         tries = iter([[taken.getsockname()[1], *choose(1)]])
         monkeypatch.setattr(
-            slurm_cluster, "_free_ports", lambda count: next(tries, None) or choose(count)
+            slurm_cluster, "free_ports", lambda count: next(tries, None) or choose(count)
         )
         with running_slurm_cluster(tmp_path) as cluster:
             assert cluster.slurmctld_port != taken.getsockname()[1]

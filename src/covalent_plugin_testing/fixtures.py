@@ -14,8 +14,10 @@ import cloudpickle
 import pytest
 
 from covalent_plugin_testing import own_paths
+from covalent_plugin_testing.s3_server import S3Server, running_s3_server
 from covalent_plugin_testing.server import CovalentServer, running_server
 from covalent_plugin_testing.slurm_cluster import SlurmCluster, running_slurm_cluster
+from covalent_plugin_testing.slurm_rest import SlurmRest, rest_config, running_slurm_rest
 from covalent_plugin_testing.ssh_server import SSHServer, running_ssh_server
 
 
@@ -164,7 +166,46 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
     loopback ports, with memory limits enforced (``--mem``), its state in the
     session's folder (``.conf`` is its ``slurm.conf``, ``.env`` the environment with
     ``SLURM_CONF`` for Slurm's commands, ``.partition``, ``.node``); every job and
-    daemon stopped at the end."""
+    daemon stopped at the end. It accepts the JSON Web Tokens of ``slurm_rest``
+    (the lines of :func:`~covalent_plugin_testing.slurm_rest.rest_config`)."""
     folder = tmp_path_factory.mktemp("slurm")
-    with running_slurm_cluster(folder, memory_limits=True) as cluster:
+    extra = rest_config(folder)
+    with running_slurm_cluster(folder, memory_limits=True, extra_config=extra) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def slurm_rest(slurm_cluster: SlurmCluster) -> Iterator[SlurmRest]:
+    """Slurm's REST API for ``slurm_cluster``, for the whole session: ``slurmrestd``
+    (Debian's ``slurmrestd``) on a free port of 127.0.0.1, with JSON Web Token
+    authentication. It has ``.url``, ``.user``, ``.token`` (valid for the session),
+    ``.api_version`` (the highest the daemon serves, such as ``"v0.0.38"``),
+    ``.headers()``, ``.path("ping")``, ``.request(method, path, body)``,
+    ``.new_token()``, ``.expired_token()``, ``.bad_token()`` and ``.stopped()`` (the
+    daemon stopped for the block, then started again on the same port)."""
+    with running_slurm_rest(slurm_cluster) as rest:
+        yield rest
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 object store for the whole session: OpenStack Swift with its s3api
+    (Debian's ``swift``, ``swift-proxy``, ``swift-account``, ``swift-container`` and
+    ``swift-object``) on free ports of 127.0.0.1, as the current user. It has
+    ``.endpoint_url``, ``.region``, ``.access_key``, ``.secret_key``, ``.client()``
+    (a boto3 client, Signature Version 4, path-style), ``.keys(bucket)`` and
+    ``.stopped()`` (the endpoint stopped for the block, then started again on the
+    same port); stopped at the end."""
+    with running_s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[str]:
+    """The name of a new, empty bucket of ``s3_server`` for one test; removed after
+    the test with every object in it."""
+    name = s3_server.new_bucket()
+    try:
+        yield name
+    finally:
+        s3_server.remove_bucket(name)

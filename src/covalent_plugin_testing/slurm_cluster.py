@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import os
 import pwd
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
@@ -38,14 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from covalent_plugin_testing.processes import stop_process
+from covalent_plugin_testing.processes import free_ports, listens, stop_process
 
 START_TIMEOUT_SECONDS = 60
 STOP_GRACE_SECONDS = 5
 COMMAND_TIMEOUT_SECONDS = 60
-#: The daemons' ports come from here, below the kernel's ephemeral range (32768-60999
-#: on Linux) in which any outgoing connection may take the port a daemon wants.
-PORT_RANGE = (20000, 32000)
 #: The Debian and Ubuntu packages of the programs a cluster needs.
 PACKAGES = "slurm-wlm munge"
 PROGRAMS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
@@ -155,21 +150,6 @@ def node_hardware(slurmd: str = "slurmd") -> dict[str, str]:
     if done.returncode or "CPUs" not in words or "RealMemory" not in words:
         raise RuntimeError(f"slurmd -C failed ({done.returncode}): {done.stdout}{done.stderr}")
     return words
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` different ports of :data:`PORT_RANGE` free on 127.0.0.1 now."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = random.randrange(*PORT_RANGE)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def _short_path(folder: Path, stack: ExitStack) -> Path:
@@ -307,16 +287,6 @@ class _PortTaken(RuntimeError):
     """A daemon's port was taken between the choice and the start."""
 
 
-def _listens(process: subprocess.Popen, port: int) -> bool:
-    import psutil
-
-    with suppress(psutil.Error):
-        for connection in psutil.Process(process.pid).net_connections("tcp"):
-            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
-                return True
-    return False
-
-
 def _wait_for_node(
     cluster: SlurmCluster, slurmctld: subprocess.Popen, slurmd: subprocess.Popen
 ) -> None:
@@ -324,7 +294,7 @@ def _wait_for_node(
     not answer: ask them only once it listens."""
     deadline, state = time.monotonic() + START_TIMEOUT_SECONDS, "not known yet"
     while (
-        not _listens(slurmctld, cluster.slurmctld_port)
+        not listens(slurmctld.pid, cluster.slurmctld_port)
         or (state := cluster.node_state()) != "idle"
     ):
         if slurmctld.poll() is not None or slurmd.poll() is not None:
@@ -373,7 +343,7 @@ def _kill_processes_left(cluster: SlurmCluster) -> None:
 def _end_jobs(cluster: SlurmCluster, slurmctld: subprocess.Popen) -> None:
     """Cancel every job and give them a moment to end."""
     deadline = time.monotonic() + STOP_GRACE_SECONDS
-    if not _listens(slurmctld, cluster.slurmctld_port):
+    if not listens(slurmctld.pid, cluster.slurmctld_port):
         return  # no slurmctld to ask: the processes left are killed later
     with suppress(subprocess.SubprocessError, OSError):
         if jobs := cluster.job_ids():
@@ -400,7 +370,7 @@ def _start_cluster(
     (folder / "plugstack.conf").touch()
     conf = folder / "slurm.conf"
     env = dict(os.environ, SLURM_CONF=str(conf))
-    cluster = SlurmCluster(folder, conf, env, f"test{secrets.token_hex(4)}", *_free_ports(2))
+    cluster = SlurmCluster(folder, conf, env, f"test{secrets.token_hex(4)}", *free_ports(2))
     hardware = node_hardware(programs["slurmd"])
     if memory_limits:
         extra = [*_memory_config(hardware), *extra]
