@@ -22,7 +22,7 @@ from benchmarks.tasks import cpu_workflow
 from covalent_plugin_testing.dask_cluster import running_dask_cluster
 from covalent_plugin_testing.server import free_port, run_client, running_server
 from tests.covalent_only_venv import OTHER_CLOUDPICKLE, other_cloudpickle
-from tests.waiting import wait_for_pids, wait_until
+from tests.waiting import held_workflow, wait_for_pids, wait_until
 from tests.workflows import (
     add_multiply_workflow,
     dispatch_and_wait,
@@ -139,28 +139,14 @@ def test_cancel_cancels_the_task_on_the_cluster_and_records_it(
     holds until the test releases it (at most 60 s), so the cancel always finds it
     running, however slow the machine."""
     started, release, ended = tmp_path / "started", tmp_path / "release", tmp_path / "ended"
-
-    @ct.electron(executor=executor)
-    def nap():
-        import time
-
-        started.touch()
-        deadline = time.monotonic() + 60
-        while not release.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        ended.touch()
-
-    @ct.lattice
-    def workflow():
-        return nap()
-
+    workflow = held_workflow(executor, tmp_path)
     dispatch_id = ct.dispatch(workflow)()
     wait_until(started.exists, limit=60)
-    assert started.exists(), "the nap did not start within 60 s"
+    assert started.exists(), "the task did not start within 60 s"
     ct.cancel(dispatch_id)
     result = ct.get_result(dispatch_id, wait=True)
     assert str(result.status) == "CANCELLED"
-    assert str(result.get_node_result(node_ids_by_name(result)["nap"])["status"]) == "CANCELLED"
+    assert str(result.get_node_result(node_ids_by_name(result)["held"])["status"]) == "CANCELLED"
     (record,) = records(executor, dispatch_id)
     assert record["status"] == "CANCELLED" and record["wall_seconds"] < 60
     assert not ended.exists()

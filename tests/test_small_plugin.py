@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from covalent_plugin_testing.server import running_server
-from tests.waiting import wait_until
+from tests.waiting import held_workflow, wait_until
 from tests.workflows import (
     misbehaving_workflow,
     node_ids_by_name,
@@ -98,32 +98,16 @@ def serving_process(server) -> int:
 
 def test_cancel_does_not_stop_a_running_task(tmp_path):
     """The task runs in the server's own process. On the cancel, the server calls the
-    plugin's cancel(), BaseExecutor's, which does nothing but say so in the log; the
-    task, held until then (at most 60 s), runs on to its end. On a server of its own,
-    at debug level, which logs that (and fails nodes with their whole traceback, which
-    the first test says they lack)."""
+    plugin's cancel(), BaseExecutor's, which does nothing but log so at debug level;
+    the task, held until then, runs on to its end. A server of its own runs at that
+    level, since it also gives failed nodes the traceback the first test says they lack."""
     started, release, ended = tmp_path / "started", tmp_path / "release", tmp_path / "ended"
-
-    @ct.electron(executor="small_timing")
-    def nap():
-        import os
-        import time
-
-        started.write_text(str(os.getpid()))
-        deadline = time.monotonic() + 60
-        while not release.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        ended.touch()
-
-    @ct.lattice
-    def workflow():
-        return nap()
-
+    workflow = held_workflow("small_timing", tmp_path)
     env = {"COVALENT_EXECUTOR_DIR": str(plugin_folder(tmp_path)), "LOGLEVEL": "DEBUG"}
     with running_server(tmp_path / "home", extra_env=env) as server:
         dispatch_id = ct.dispatch(workflow, dispatcher_addr=server.url)()
         wait_until(started.exists, limit=60)
-        assert started.exists(), "the nap did not start within 60 s"
+        assert started.exists(), "the task did not start within 60 s"
         ct.cancel(dispatch_id, dispatcher_addr=server.url)
         did_nothing = re.compile(r"Cancel not implemented for executor <class '\S*small_timing\.")
         wait_until(lambda: did_nothing.search(server_log(server)), limit=60)
@@ -131,7 +115,7 @@ def test_cancel_does_not_stop_a_running_task(tmp_path):
         assert not ended.exists()
         release.touch()
         wait_until(ended.exists, limit=30)
-        assert ended.exists(), "the nap did not run to its end after the cancel"
+        assert ended.exists(), "the task did not run to its end after the cancel"
         assert int(started.read_text()) == serving_process(server)
         ct.get_result(dispatch_id, wait=True, dispatcher_addr=server.url)
         records = (server.home / "timing.log").read_text()
