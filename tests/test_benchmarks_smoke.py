@@ -4,6 +4,8 @@ The benchmark itself (``tox -e bench``) is not a test; these only check that eve
 case runs against a real server and yields every figure the table reports.
 """
 
+import math
+
 import pytest
 
 from benchmarks import cases, dask_cases, isolation, measures, overhead, report
@@ -25,6 +27,19 @@ def test_most_at_once_counts_overlapping_intervals_only():
     assert measures.start_gap(intervals) == 5.0
 
 
+def mismatched(figures: dict, expected: dict) -> dict:
+    """The rows of ``expected`` (key: the value that the raw figures give the row)
+    that ``figures`` lacks, or holds as another value or not finite: key: (found,
+    expected). The rows computed against a baseline variant must pass this."""
+    return {
+        key: (figures.get(key), value)
+        for key, value in expected.items()
+        if not (
+            key in figures and math.isfinite(figures[key]) and figures[key] == pytest.approx(value)
+        )
+    }
+
+
 @pytest.mark.server
 def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
     result = cases.accuracy(["sync", "async"], 1, tmp_path, tasks_count=2, cpu_seconds=0.05)
@@ -44,6 +59,17 @@ def test_every_server_case_runs_and_reports(covalent_server, tmp_path):
     assert ("C", "async", "local task start delay (s)") in figures
     assert figures["D", "local", "time / local time"] == 1
     assert ("D", "sync", "3 trivial tasks, dispatch to done (s)") in figures
+    trivial = "3 trivial tasks, dispatch to done (s)"
+    span = {v: figures["B", v, "span (s)"] for v in ("async", "local")}
+    delay = {v: figures["C", v, "local task start delay (s)"] for v in ("async", "idle")}
+    elapsed = {v: figures["D", v, trivial] for v in ("sync", "local")}
+    ratios = {
+        ("B", "async", "span / local span"): span["async"] / span["local"],
+        ("D", "sync", "time / local time"): elapsed["sync"] / elapsed["local"],
+    }
+    beyond_idle = {("C", "async", "delay beyond idle (s)"): delay["async"] - delay["idle"]}
+    assert mismatched(figures, ratios | beyond_idle) == {}
+    assert all(figures[key] > 0 for key in ratios)
     assert len(result.intervals["async"]) == 3
     assert figures["M", "async", "tasks running when measured"] == 3
     assert figures["M", "async", "processes measured (2 per task)"] == 6  # supervisor, task
@@ -63,6 +89,10 @@ def test_the_dask_case_runs_and_reports(covalent_server, tmp_path):
     assert figures["G", "dask_timing", "recorded / true, median task"] > 0
     assert figures["G", "dask", "time / dask time"] == 1
     assert ("G", "dask_timing", "3 trivial tasks, dispatch to done (s)") in figures
+    trivial = "3 trivial tasks, dispatch to done (s)"
+    ratio = figures["G", "dask_timing", trivial] / figures["G", "dask", trivial]
+    assert mismatched(figures, {("G", "dask_timing", "time / dask time"): ratio}) == {}
+    assert figures["G", "dask_timing", "time / dask time"] > 0
     assert ("G", "dask_timing, 1 worker", "4 x sleep(0.1), span (s)") in figures
     assert 1 <= figures["G", "dask_timing, 2 workers", "4 x sleep(0.1), most at once"] <= 4
     assert figures["G", "dask_timing", "4 x sleep(0.1), span on 2 / on 1 worker"] > 0

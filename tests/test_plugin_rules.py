@@ -245,11 +245,13 @@ def test_task_packing_also_groups_indexing_attributes_and_unpacking(covalent_ser
     ]
 
 
-#: An async plugin whose ``setup`` or ``cancel`` may be a plain function; its cancel
-#: writes down the thread it runs in.
+#: An async plugin whose ``setup`` or ``cancel`` may be a plain function; its run()
+#: says when it runs and holds until cancel() has written down the thread it runs in
+#: (at most 60 s).
 ASYNC_PLUGIN = """
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 from covalent.executor.base import AsyncBaseExecutor
@@ -263,7 +265,10 @@ class {name}(AsyncBaseExecutor):
         pass
 
     async def run(self, function, args, kwargs, task_metadata):
-        await asyncio.sleep(2)
+        Path({running!r}).touch()
+        deadline = time.monotonic() + 60
+        while not Path({log!r}).exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         return function(*args, **kwargs)
 
     {cancel}def cancel(self, task_metadata, job_handle):
@@ -272,13 +277,15 @@ class {name}(AsyncBaseExecutor):
 """
 
 ASYNC_RULES = """
-import time
+from pathlib import Path
 import covalent as ct
+from tests.waiting import wait_until
 from tests.workflows import add_multiply_workflow, dispatch_and_wait, node_ids_by_name
 result = dispatch_and_wait(add_multiply_workflow("plain_setup"), 1, 2)
 print(result.get_node_result(node_ids_by_name(result)["add"])["error"])
 dispatch_id = ct.dispatch(add_multiply_workflow("plain_cancel"))(1, 2)
-time.sleep(1)
+wait_until(Path({running!r}).exists, limit=60)
+assert Path({running!r}).exists(), "the task's run() did not start within 60 s"
 ct.cancel(dispatch_id)
 result = ct.get_result(dispatch_id, wait=True)
 print(result.get_node_result(node_ids_by_name(result)["add"])["status"])
@@ -289,16 +296,17 @@ print(result.get_node_result(node_ids_by_name(result)["add"])["status"])
 def test_an_async_plugins_setup_and_cancel_must_be_coroutines(tmp_path):
     """A plain ``def setup`` fails every task; a plain ``def cancel`` runs in the
     event loop's thread, blocking the server, and its answer is lost."""
-    log = str(tmp_path / "cancel-thread")
+    log, running = str(tmp_path / "cancel-thread"), str(tmp_path / "running")
+    paths = {"log": log, "running": running}
     plugins = {
-        "plain_setup": ASYNC_PLUGIN.format(name="PlainSetup", setup="", cancel="async ", log=log),
+        "plain_setup": ASYNC_PLUGIN.format(name="PlainSetup", setup="", cancel="async ", **paths),
         "plain_cancel": ASYNC_PLUGIN.format(
-            name="PlainCancel", setup="async ", cancel="", log=log
+            name="PlainCancel", setup="async ", cancel="", **paths
         ),
     }
     folder = plugin_folder(tmp_path, **plugins)
     with running_server(tmp_path / "home", extra_env={"COVALENT_EXECUTOR_DIR": folder}) as server:
-        done = run_client(server, ASYNC_RULES)
+        done = run_client(server, ASYNC_RULES.format(running=running))
     assert done.returncode == 0, done.stderr
     setup_error, cancelled_status = done.stdout.splitlines()[-2:]
     assert "object NoneType can't be used in 'await' expression" in setup_error

@@ -38,11 +38,16 @@ print(json.dumps([str(old.status), str(again.status)]))
 
 
 def restart_mid_dispatch(
-    home: Path, markers: Path, executor: str, left_behind: Callable[[], list] = list
+    home: Path,
+    markers: Path,
+    executor: str,
+    remote_side: Callable[[], dict[str, list]] | None = None,
 ) -> tuple[str, str]:
     """Stop the server while a task of ``executor`` sleeps, check that the task has
-    stopped and, within 10 s, that ``left_behind()`` is empty; start the server again
-    and dispatch once more: the old dispatch's status and the new one's."""
+    stopped, start the server again and dispatch once more: the old dispatch's
+    status and the new one's. ``remote_side()`` lists, by kind, what the task has on
+    the remote side (its folder, its job): each kind must be there before the stop,
+    and all gone within 10 s after it."""
     markers.mkdir()
     with running_server(home) as server:
         code = DISPATCH.format(executor=executor, markers=str(markers), seconds=60)
@@ -50,10 +55,14 @@ def restart_mid_dispatch(
         assert dispatched.returncode == 0, dispatched.stderr
         dispatch_id = dispatched.stdout.split()[-1]
         pids = wait_for_pids(markers, 1)
+        if remote_side:
+            before = remote_side()
+            assert all(before.values()), f"before the stop, something is missing: {before}"
         stop_server(server.env)
         wait_until_gone(pids, limit=5)
-        wait_until(lambda: not left_behind(), limit=10)
-        assert left_behind() == []
+        if remote_side:
+            wait_until(lambda: not any(remote_side().values()), limit=10)
+            assert remote_side() == {kind: [] for kind in before}
         with running_server(home, server.port) as restarted:
             code = AFTER_RESTART.format(
                 dispatch_id=dispatch_id, executor=executor, markers=str(markers)
@@ -85,8 +94,11 @@ def test_a_restart_stops_the_remote_task_and_leaves_nothing_there(
     config_file.parent.mkdir(parents=True)
     config_file.write_text(toml.dumps({"executors": {executor: section}}))
 
-    def left_behind() -> list:
-        return [*workdir.iterdir(), *slurm_cluster.job_ids()]
+    def remote_side() -> dict[str, list]:
+        there = {"in remote_workdir": [path.name for path in workdir.iterdir()]}
+        if executor == "slurm_timing":
+            there["Slurm jobs"] = slurm_cluster.job_ids()
+        return there
 
-    old, again = restart_mid_dispatch(home, tmp_path / "markers", executor, left_behind)
+    old, again = restart_mid_dispatch(home, tmp_path / "markers", executor, remote_side)
     assert old in ("RUNNING", "FAILED") and again == "COMPLETED"

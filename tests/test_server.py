@@ -4,6 +4,7 @@ short name: results, records, and what happens when tasks misbehave or are cance
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import covalent as ct
@@ -128,17 +129,31 @@ def test_output_that_is_not_utf8_costs_local_the_whole_result(covalent_server):
         ct.get_result(dispatch_id, wait=True)
 
 
+#: Seconds from calling ``ct.cancel`` until the tasks' processes are gone, the
+#: client's request to the server included. Measured here (2 cores): 0.1-0.3 s for
+#: one running task, 0.8-1.1 s for the 9 nodes of the thread-pool test; with four
+#: CPU hogs, up to 1.0 s and 3.1 s.
+CANCEL_LIMIT = 10.0
+
+
+def cancel_and_wait_until_gone(dispatch_id: str, pids: list[int]) -> None:
+    """``ct.cancel(dispatch_id)``; fail unless ``pids`` are gone within
+    :data:`CANCEL_LIMIT` of the call."""
+    called = time.monotonic()
+    ct.cancel(dispatch_id)
+    wait_until_gone(pids, limit=CANCEL_LIMIT)
+    elapsed = time.monotonic() - called
+    assert elapsed < CANCEL_LIMIT, f"the tasks ran on {elapsed:.1f} s after ct.cancel"
+
+
 @pytest.mark.parametrize(("short_name", "form"), FORMS)
-def test_cancel_stops_the_running_task_within_2_seconds_and_records_it(
-    covalent_server, tmp_path, short_name, form
-):
+def test_cancel_stops_the_running_task_and_records_it(covalent_server, tmp_path, short_name, form):
     executor, records = executor_and_records(short_name, form, tmp_path)
     markers = tmp_path / "markers"
     markers.mkdir()
     dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers)))()
     pids = wait_for_pids(markers, 1)
-    ct.cancel(dispatch_id)
-    assert wait_until_gone(pids, limit=2) < 2
+    cancel_and_wait_until_gone(dispatch_id, pids)
     result = ct.get_result(dispatch_id, wait=True)
     assert str(result.status) == "CANCELLED"
     nodes = node_ids_by_name(result)
@@ -156,8 +171,7 @@ def test_cancel_also_cancels_tasks_waiting_for_a_server_thread(covalent_server, 
     markers.mkdir()
     dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), tasks))()
     pids = wait_for_pids(markers, 2)
-    ct.cancel(dispatch_id)
-    wait_until_gone(pids, limit=2)
+    cancel_and_wait_until_gone(dispatch_id, pids)
     result = ct.get_result(dispatch_id, wait=True)
     graph = result.lattice.transport_graph
     assert str(result.status) == "CANCELLED"

@@ -26,7 +26,9 @@ from tests.waiting import wait_for_pids, wait_until_gone
 from tests.workflows import (
     add_multiply_workflow,
     assert_each_burn_recorded_its_cpu_time,
+    assert_inside_the_config_folder,
     assert_misbehaviour_reported,
+    covalent_folders_workflow,
     dispatch_and_wait,
     error_of,
     misbehaving_workflow,
@@ -142,8 +144,9 @@ def test_a_workflow_runs_as_jobs_and_is_recorded_here(
 
 def test_the_servers_covalent_settings_stay_out_of_the_job(covalent_server, executor):
     """sbatch passes the submitter's environment on: the job unsets COVALENT_*, and
-    its Covalent keeps its settings in a folder inside the task's folder (so a job
-    that is killed leaves none in the system's temporary folder), removed with it."""
+    its Covalent keeps its settings, and every folder it makes, in a folder inside
+    the task's folder (so a job that is killed leaves none in the system's temporary
+    folder or in the home folder), removed with it."""
 
     def covalent_settings():
         import os
@@ -153,9 +156,18 @@ def test_the_servers_covalent_settings_stay_out_of_the_job(covalent_server, exec
 
     result = dispatch_and_wait(one_task(executor, covalent_settings))
     names, config_dir = result.result
-    assert names == ["COVALENT_CONFIG_DIR"]
+    assert names == [
+        "COVALENT_CONFIG_DIR",
+        "COVALENT_DATABASE",
+        "COVALENT_DISPATCH_CACHE_DIR",
+        "COVALENT_EXECUTOR_DIR",
+        "COVALENT_LOGDIR",
+    ]
     assert Path(config_dir).parent.parent == Path(executor.remote_workdir)
     assert not Path(config_dir).exists()
+    # Nothing of the job's Covalent in the home folder: all in the task's folder.
+    folders = dispatch_and_wait(covalent_folders_workflow(executor)).result
+    assert assert_inside_the_config_folder(folders).name == "covalent-config"
 
 
 def test_option_values_reach_the_job_as_given(covalent_server, options):

@@ -26,7 +26,9 @@ from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 from tests.workflows import (
     add_multiply_workflow,
     assert_each_burn_recorded_its_cpu_time,
+    assert_inside_the_config_folder,
     assert_misbehaviour_reported,
+    covalent_folders_workflow,
     dispatch_and_wait,
     error_of,
     misbehaving_workflow,
@@ -115,6 +117,17 @@ def test_output_tracebacks_and_exits_reach_the_nodes_result(
     assert sorted(run["status"] for run in runs.values()) == ["COMPLETED"] * 2 + ["FAILED"] * 4
     assert dispatch_and_wait(add_multiply_workflow(executor), 1, 2).result == 6
     assert list(remote_workdir.iterdir()) == []
+
+
+def test_covalent_keeps_what_it_makes_there_in_the_launchers_own_folder(
+    covalent_server, executor, ssh_server
+):
+    """Covalent's configuration, logs, plugin folder, database and dispatch cache of
+    the launcher are in one temporary folder (removed with the launcher), not in the
+    remote user's home."""
+    folders = dispatch_and_wait(covalent_folders_workflow(executor)).result
+    config = assert_inside_the_config_folder(folders)
+    assert config.parent == ssh_server.home / "tmp"  # the remote TMPDIR
 
 
 def test_a_large_result_and_output_come_back_whole(covalent_server, executor, remote_workdir):

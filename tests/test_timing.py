@@ -2,8 +2,8 @@
 
 import json
 import re
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from covalent._shared_files.exceptions import TaskRuntimeError
@@ -51,16 +51,13 @@ def test_concurrent_cpu_bound_tasks_each_get_their_own_time(tmp_path):
     """Tasks started from 4 threads at once: each record holds its task's time only."""
     log = tmp_path / "t.log"
     executor = TimingExecutor(log, record_format="jsonl")
-    truths = {}
 
     def task(node_id):
-        truths[node_id] = executor.run(spin, [0.3], {}, {"dispatch_id": "d", "node_id": node_id})
+        return executor.run(spin, [0.3], {}, {"dispatch_id": "d", "node_id": node_id})
 
-    threads = [threading.Thread(target=task, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        futures = {n: threads.submit(task, n) for n in range(4)}
+    truths = {n: future.result() for n, future in futures.items()}  # what a run() raised
     records = {r["node_id"]: r for r in map(json.loads, log.read_text().splitlines())}
     for node_id, truth in truths.items():
         assert records[node_id]["cpu_seconds"] / truth == pytest.approx(1.0, abs=0.03)

@@ -1,9 +1,11 @@
 """Wait for the processes of tasks: until they start, until they are gone; or for
-any condition."""
+any condition. And a task that waits for the test."""
 
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import covalent as ct
 
 
 def wait_for_pids(marker_dir: Path, count: int) -> list[int]:
@@ -31,3 +33,28 @@ def wait_until(condition: Callable[[], object], limit: float) -> None:
     deadline = time.monotonic() + limit
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def held_workflow(executor, folder: Path, limit: float = 60) -> Callable:
+    """Return ``workflow()``: one task, ``held``, that writes its process id to
+    ``folder/started``, holds until the test creates ``folder/release`` (at most
+    ``limit`` s), then creates ``folder/ended``; so it is surely still running when
+    the test acts on it."""
+    started, release, ended = folder / "started", folder / "release", folder / "ended"
+
+    @ct.electron(executor=executor)
+    def held():
+        import os
+        import time
+
+        started.write_text(str(os.getpid()))
+        deadline = time.monotonic() + limit
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ended.touch()
+
+    @ct.lattice
+    def workflow():
+        return held()
+
+    return workflow

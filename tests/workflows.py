@@ -225,3 +225,35 @@ def big_result_workflow(executor, size: int):
         return burn_then_return_numbers()
 
     return workflow
+
+
+def covalent_folders_workflow(executor):
+    """Return ``workflow()`` whose task says where its Covalent keeps what it makes
+    when it is imported: ``{"config": COVALENT_CONFIG_DIR, setting: folder, ...}``."""
+
+    @ct.electron(executor=executor)
+    def covalent_folders():
+        import os
+
+        from covalent._shared_files.config import get_config
+
+        settings = ("sdk.log_dir", "sdk.executor_dir", "sdk.dispatch_cache_dir")
+        folders = {name: get_config(name) for name in settings}
+        folders["dispatcher.db_path"] = os.path.dirname(get_config("dispatcher.db_path"))
+        return {"config": os.environ["COVALENT_CONFIG_DIR"], **folders}
+
+    @ct.lattice
+    def workflow():
+        return covalent_folders()
+
+    return workflow
+
+
+def assert_inside_the_config_folder(folders: dict) -> Path:
+    """Every folder of :func:`covalent_folders_workflow`'s result is inside its
+    ``config`` folder; return that folder."""
+    config = Path(folders["config"])
+    inside = {name: Path(path).is_relative_to(config) for name, path in folders.items()}
+    outside = {name: folders[name] for name, is_inside in inside.items() if not is_inside}
+    assert not outside, f"Covalent's folders outside {config}: {outside}"
+    return config

@@ -48,6 +48,7 @@ from timing_executor.slurm_leases import (
 )
 from timing_executor.ssh_connection import (
     check_port,
+    covalent_folders,
     environment,
     remote_quote,
     target_of,
@@ -81,6 +82,8 @@ cloudpickle.register_pickle_by_value(timing)
 #: Options the executor sets itself (``--error``: none, so that the job's errors
 #: and Slurm's words are in its output file), which ``options`` may not set.
 OWN_OPTIONS = ("chdir", "output", "error", "parsable")
+#: The job's own Covalent folders, in its task's folder (the job's --chdir).
+CONFIG_FOLDER = '"$PWD/covalent-config"'
 #: The submitter's variables that would override the job script's own lines
 #: (``sbatch`` reads ``SBATCH_*`` variables over ``#SBATCH`` lines), unset for
 #: ``sbatch``: they would take the job's output out of its folder.
@@ -161,7 +164,7 @@ class JobScript:
                 f"#SBATCH --output={sbatch_value('output', folder + '/slurm.out')}",
                 *sbatch_lines(dict(self.options)),
                 "unset $(compgen -e | grep '^COVALENT_')",
-                'export COVALENT_CONFIG_DIR="$PWD/covalent-config"',  # in --chdir
+                f"export {covalent_folders(CONFIG_FOLDER)}",
                 *(
                     f"export {name}={shlex.quote(value)}"
                     for name, value in self.env

@@ -185,6 +185,21 @@ def discard(target: SSHTarget) -> None:
         lost.close()
 
 
+def covalent_folders(folder: str) -> str:
+    """Shell assignments that put every folder Covalent makes when it is imported
+    (its configuration, logs, plugin folder, database and dispatch cache) in
+    ``folder``, a shell word such as ``"$config"``: a task's Covalent then writes
+    nothing in the remote user's home, and it all goes when ``folder`` goes."""
+    folders = {
+        "COVALENT_CONFIG_DIR": "",
+        "COVALENT_LOGDIR": "",
+        "COVALENT_EXECUTOR_DIR": "/plugins",
+        "COVALENT_DATABASE": "/dispatcher.sqlite",
+        "COVALENT_DISPATCH_CACHE_DIR": "/dispatches",
+    }
+    return " ".join(f"{name}={folder}{rest}" for name, rest in folders.items())
+
+
 def remote_quote(value: str | os.PathLike) -> str:
     """``value`` as one word for the remote shell, a leading ``~/`` left for it to
     expand to the remote user's home."""

@@ -34,6 +34,7 @@ from timing_executor.ssh_connection import (
     SSHTarget,
     check_port,
     connection,
+    covalent_folders,
     discard,
     environment,
     remote_quote,
@@ -87,8 +88,8 @@ class RemoteSide:
 
     def command(self) -> str:
         """The command that starts the launcher: ``sh -c`` runs it, whatever the
-        remote user's shell. Covalent there keeps its configuration in a
-        temporary folder, removed when the launcher ends."""
+        remote user's shell. Covalent there keeps its configuration, and every
+        folder it makes, in a temporary folder, removed when the launcher ends."""
         workdir = remote_quote(self.remote_workdir)
         steps = [f"mkdir -p {workdir}", f"cd {workdir}"]
         if self.prerun_command:
@@ -96,8 +97,9 @@ class RemoteSide:
         exports = "".join(f"{name}={shlex.quote(v)} " for name, v in self.env)
         python = remote_quote(self.python_path)
         versions = shlex.quote(json.dumps(runtime_versions()))
+        folders = covalent_folders('"$config"')  # all that Covalent makes there
         launch = (
-            f'{exports}COVALENT_CONFIG_DIR="$config" {python}'
+            f"{exports}{folders} {python}"
             f" -c {shlex.quote(LAUNCHER_BOOT)} {versions}"
         )
         steps.append(
