@@ -7,12 +7,15 @@ anything (autodoc, an example) imports it.
 """
 
 import atexit
+import inspect
 import os
 import sys
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
+
+from sphinx.ext.autodoc.preserve_defaults import update_defvalue
 
 # sphinx-autodoc-typehints 3.6.1 (the newest) still calls an API Sphinx 9 deprecates; the
 # notice is about that package, not these docs, and would print once per docstring.
@@ -197,7 +200,20 @@ def _stop_servers(app, exception) -> None:
         closing.result()
 
 
+def _preserve_defaults_of_wrapped(app, obj, bound_method: bool) -> None:
+    """Give a decorated function's original the defaults as its source writes them too.
+
+    autodoc_preserve_defaults rewrites the signature of the object autodoc documents
+    (for the executors, the ``__init__`` that ``empty_means_default`` wraps), but
+    sphinx-autodoc-typehints draws the signature of ``inspect.unwrap(obj)``.
+    """
+    wrapped = inspect.unwrap(obj) if callable(obj) else obj
+    if wrapped is not obj:
+        update_defvalue(app, wrapped, bound_method)
+
+
 def setup(app) -> None:
+    app.connect("autodoc-before-process-signature", _preserve_defaults_of_wrapped)
     app.connect("builder-inited", _start_servers_for_doctest)
     app.connect("env-updated", _wait_for_servers)
     app.connect("build-finished", _stop_servers)

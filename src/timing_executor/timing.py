@@ -1082,22 +1082,6 @@ def refused_tasks(task_group_metadata: dict, data: Any) -> list[TaskUpdate]:
     ]
 
 
-# --8<-- [end:executor-side]
-
-
-# --8<-- [start:plugin-attributes]
-executor_plugin_name = "TimingExecutor"
-
-#: The values the Covalent server builds the executor from (see ``covalent.conf``):
-#: ``timing_filepath`` :data:`DEFAULT_TIMING_FILEPATH`, ``record_format`` "text".
-#:
-#: :meta hide-value:
-_EXECUTOR_PLUGIN_DEFAULTS = {
-    "timing_filepath": DEFAULT_TIMING_FILEPATH,
-    "record_format": "text",
-}
-
-
 def empty_means_default(defaults: dict[str, Any]) -> Callable[[type], type]:
     """A class decorator: an argument given as ``""`` gets its value from
     ``defaults`` (the plugin's ``_EXECUTOR_PLUGIN_DEFAULTS``) instead.
@@ -1123,6 +1107,22 @@ def empty_means_default(defaults: dict[str, Any]) -> Callable[[type], type]:
         return cls
 
     return decorate
+
+
+# --8<-- [end:executor-side]
+
+
+# --8<-- [start:plugin-attributes]
+executor_plugin_name = "TimingExecutor"
+
+#: The values the Covalent server builds the executor from (see ``covalent.conf``):
+#: ``timing_filepath`` :data:`DEFAULT_TIMING_FILEPATH`, ``record_format`` "text".
+#:
+#: :meta hide-value:
+_EXECUTOR_PLUGIN_DEFAULTS = {
+    "timing_filepath": DEFAULT_TIMING_FILEPATH,
+    "record_format": "text",
+}
 
 
 # --8<-- [end:plugin-attributes]
