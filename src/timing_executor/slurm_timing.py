@@ -150,37 +150,41 @@ class JobScript:
         never runs its last line).
         The supervisor comes in the script, pickled, so only the task is staged.
         """
-        runner = base64.b64encode(boot_message(partial(supervise_task, folder)))
-        versions = shlex.quote(json.dumps(runtime_versions()))
-        python = remote_quote(self.python_path)
-        srun = "srun --ntasks=1 " if self.use_srun else ""
-        # A job step gets the job's --export (NONE: nothing), not this script's
-        # variables, unless SLURM_EXPORT_ENV says ALL.
-        step_env = ["export SLURM_EXPORT_ENV=ALL"] if self.use_srun else []
         return "\n".join(
             [
                 "#!/bin/bash",
                 f"#SBATCH --chdir={sbatch_value('chdir', folder)}",
                 f"#SBATCH --output={sbatch_value('output', folder + '/slurm.out')}",
                 *sbatch_lines(dict(self.options)),
-                "unset $(compgen -e | grep '^COVALENT_')",
-                f"export {covalent_folders(CONFIG_FOLDER)}",
-                *(
-                    f"export {name}={shlex.quote(value)}"
-                    for name, value in self.env
-                ),
-                *step_env,
-                *self.prerun_commands,
-                f"base64 -d <<'RUNNER' | {srun}{python} -c "
-                f"{shlex.quote(LAUNCHER_BOOT)} {versions}",
-                runner.decode(),
-                "RUNNER",
-                "status=$?",
-                *self.postrun_commands,
-                "exit $status",
+                *self.run_lines(partial(supervise_task, folder)),
                 "",
             ]
         )
+
+    def run_lines(self, runner: Callable[[], Any]) -> list[str]:
+        """The lines that run ``runner`` (pickled by value into the script) in the
+        job's Python, in the job's current folder, and exit with its status."""
+        message = base64.b64encode(boot_message(runner))
+        versions = shlex.quote(json.dumps(runtime_versions()))
+        python = remote_quote(self.python_path)
+        srun = "srun --ntasks=1 " if self.use_srun else ""
+        # A job step gets the job's --export (NONE: nothing), not this script's
+        # variables, unless SLURM_EXPORT_ENV says ALL.
+        step_env = ["export SLURM_EXPORT_ENV=ALL"] if self.use_srun else []
+        return [
+            "unset $(compgen -e | grep '^COVALENT_')",
+            f"export {covalent_folders(CONFIG_FOLDER)}",
+            *(f"export {name}={shlex.quote(value)}" for name, value in self.env),
+            *step_env,
+            *self.prerun_commands,
+            f"base64 -d <<'RUNNER' | {srun}{python} -c "
+            f"{shlex.quote(LAUNCHER_BOOT)} {versions}",
+            message.decode(),
+            "RUNNER",
+            "status=$?",
+            *self.postrun_commands,
+            "exit $status",
+        ]
 
 
 # --8<-- [end:job-script]

@@ -1,0 +1,266 @@
+"""BatchTimingExecutor against real parts: an S3 object store (the kit's
+``s3_server``, OpenStack Swift), Slurm's REST API (``slurm_rest``, slurmrestd, on the
+kit's ``slurm_cluster``) and a real Covalent server; the jobs run a Python with
+Covalent but not this package and share no folder with the server. Results, output
+and exits; a 50 MB result; cancel through the API; every way a job ends without an
+outcome; the faults a user meets, each named; nothing left in the bucket."""
+
+import time
+from pathlib import Path
+
+import covalent as ct
+import pytest
+
+from tests.waiting import wait_for_pids, wait_until, wait_until_gone
+from tests.workflows import (
+    add_multiply_workflow,
+    assert_misbehaviour_reported,
+    big_result_workflow,
+    dispatch_and_wait,
+    error_of,
+    misbehaving_workflow,
+    node_ids_by_name,
+    records,
+    sleeping_workflow,
+)
+from timing_executor.batch_timing import BatchTimingExecutor
+from timing_executor.slurm_rest_api import JobState
+
+pytestmark = pytest.mark.server
+
+#: The profile of the server's AWS credentials that the tests' executors use.
+PROFILE = "kit-s3"
+
+
+@pytest.fixture(scope="module")
+def server_credentials(covalent_server, s3_server) -> Path:
+    """The kit's S3 credentials in the Covalent server's own AWS configuration
+    (its home is the kit's), as profiles: the right one, and a wrong secret."""
+    folder = covalent_server.home / ".aws"
+    folder.mkdir(exist_ok=True)
+    credentials = folder / "credentials"
+    credentials.write_text(
+        f"[{PROFILE}]\n"
+        f"aws_access_key_id = {s3_server.access_key}\n"
+        f"aws_secret_access_key = {s3_server.secret_key}\n"
+        "[wrong-secret]\n"
+        f"aws_access_key_id = {s3_server.access_key}\n"
+        "aws_secret_access_key = not-the-secret\n"
+    )
+    return credentials
+
+
+@pytest.fixture(scope="module")
+def token_file(slurm_rest, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("token") / "token"
+    path.write_text(slurm_rest.token + "\n")
+    return path
+
+
+@pytest.fixture
+def options(
+    slurm_rest, s3_server, s3_bucket, server_credentials, token_file, covalent_only, tmp_path
+) -> dict:
+    """What the executor needs for the kit's parts; the job's folder in ``tmp_path``."""
+    job_tmp = tmp_path / "job-tmp"
+    job_tmp.mkdir()
+    return {
+        "rest_url": slurm_rest.url,
+        "rest_user": slurm_rest.user,
+        "token_file": str(token_file),
+        "bucket": s3_bucket,
+        "s3_endpoint_url": s3_server.endpoint_url,
+        "s3_region": s3_server.region,
+        "aws_profile": PROFILE,
+        "python_path": covalent_only,
+        "env": {"TMPDIR": str(job_tmp)},
+        "poll_freq": 0.5,
+    }
+
+
+@pytest.fixture
+def executor(options, tmp_path):
+    return BatchTimingExecutor(
+        **options, timing_filepath=tmp_path / "records.jsonl", record_format="jsonl"
+    )
+
+
+def one_task(executor, task):
+    electron = ct.electron(task, executor=executor)
+
+    @ct.lattice
+    def workflow():
+        return electron()
+
+    return workflow
+
+
+def assert_nothing_left(s3_server, executor, tmp_path):
+    """No object in the bucket, no folder of a job on the compute node."""
+    assert s3_server.keys(executor.bucket) == []
+    assert list((tmp_path / "job-tmp").iterdir()) == []
+
+
+def test_a_workflow_runs_as_jobs_and_leaves_nothing(
+    covalent_server, s3_server, executor, tmp_path
+):
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert str(result.status) == "COMPLETED", result.error
+    assert result.result == 6
+    runs = records(executor, result.dispatch_id)
+    assert sorted(run["node_name"] for run in runs.values()) == ["add", "multiply"]
+    for run in runs.values():
+        assert (run["status"], run["state"], run["node"]) == (
+            "COMPLETED",
+            "COMPLETED",
+            "localhost",
+        )
+        assert run["job_id"].isdigit()
+    assert_nothing_left(s3_server, executor, tmp_path)
+
+
+def test_output_tracebacks_and_exits_reach_the_nodes_result(
+    covalent_server, s3_server, executor, tmp_path
+):
+    result = dispatch_and_wait(misbehaving_workflow(executor))
+    assert str(result.status) == "FAILED"
+    assert_misbehaviour_reported(result)
+    assert_nothing_left(s3_server, executor, tmp_path)
+
+
+def test_a_50_mb_result_comes_back_whole(covalent_server, s3_server, executor, tmp_path):
+    size = 3_000_000  # a list of 3 million floats pickles to about 27 MB
+    result = dispatch_and_wait(big_result_workflow(executor, size))
+    assert str(result.status) == "COMPLETED", result.error
+    _, numbers = result.result
+    assert len(numbers) == size and numbers[-1] == size - 1
+    assert_nothing_left(s3_server, executor, tmp_path)
+
+
+def test_cancel_cancels_the_job_through_the_api(
+    covalent_server, slurm_rest, s3_server, executor, tmp_path
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), seconds=120))()
+    pids = wait_for_pids(markers, 1)
+    ct.cancel(dispatch_id)
+    wait_until_gone(pids, limit=15)
+    result = ct.get_result(dispatch_id, wait=True)
+    assert str(result.status) == "CANCELLED"
+    nap = node_ids_by_name(result)["nap"]
+    assert str(result.get_node_result(nap)["status"]) == "CANCELLED"
+    run = records(executor, dispatch_id)[nap]
+    assert (run["status"], run["state"]) == ("CANCELLED", "CANCELLED")
+    assert_nothing_left(s3_server, executor, tmp_path)
+
+
+def test_a_job_cancelled_outside_covalent_fails_the_node_naming_it(
+    covalent_server, slurm_rest, s3_server, executor, tmp_path
+):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    dispatch_id = ct.dispatch(sleeping_workflow(executor, str(markers), seconds=120))()
+    wait_for_pids(markers, 1)
+    (job_id,) = running_jobs(slurm_rest)
+    assert slurm_rest.request("DELETE", slurm_rest.path(f"job/{job_id}")).status == 200
+    result = ct.get_result(dispatch_id, wait=True)
+    error = error_of(result, "nap")
+    assert f"CANCELLED: Slurm job {job_id} was cancelled outside Covalent" in error
+    assert_nothing_left(s3_server, executor, tmp_path)
+
+
+def running_jobs(slurm_rest) -> list[str]:
+    jobs = slurm_rest.request("GET", slurm_rest.path("jobs")).body["jobs"]
+    return [str(job["job_id"]) for job in jobs if job["job_state"] == "RUNNING"]
+
+
+def test_the_rest_daemon_restarted_while_a_job_runs(
+    covalent_server, slurm_rest, s3_server, executor, tmp_path
+):
+    """The polls fail while slurmrestd is down; the job runs on, is found again
+    and its task's result comes back."""
+    folder = tmp_path / "held"
+    folder.mkdir()
+
+    def held():
+        import time
+        from pathlib import Path
+
+        Path(folder, "started").touch()
+        deadline = time.monotonic() + 60
+        while not Path(folder, "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return "finished"
+
+    dispatch_id = ct.dispatch(one_task(executor, held))()
+    wait_until((folder / "started").exists, 60)
+    assert (folder / "started").exists()
+    with slurm_rest.stopped():
+        time.sleep(2)  # polls refused meanwhile
+        (folder / "release").touch()
+        time.sleep(1)
+    result = ct.get_result(dispatch_id, wait=True)
+    assert result.result == "finished", result.error
+    assert_nothing_left(s3_server, executor, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"aws_profile": "wrong-secret"}, "SignatureDoesNotMatch"),
+        ({"bucket": "no-such-bucket"}, "NoSuchBucket"),
+        ({"s3_endpoint_url": "http://127.0.0.1:9"}, "cannot connect to http://127.0.0.1:9"),
+        ({"rest_url": "http://127.0.0.1:9"}, "slurmrestd at http://127.0.0.1:9"),
+        ({"partition": "nowhere"}, "Invalid partition name specified"),
+    ],
+)
+def test_a_fault_fails_the_node_within_seconds_naming_it(
+    covalent_server, s3_server, options, change, expected
+):
+    executor = BatchTimingExecutor(**(options | change))
+    started = time.monotonic()
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert time.monotonic() - started < 30
+    error = error_of(result, "add")
+    assert expected in error
+    assert s3_server.keys(options["bucket"]) == []
+
+
+@pytest.mark.parametrize("token", ["bad_token", "expired_token"])
+def test_a_refused_token_is_named_with_the_fix(
+    covalent_server, slurm_rest, options, tmp_path, token
+):
+    path = tmp_path / "token"
+    path.write_text(getattr(slurm_rest, token)())
+    executor = BatchTimingExecutor(**(options | {"token_file": str(path)}))
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    error = error_of(result, "add")
+    assert f"slurmrestd at {slurm_rest.url}" in error
+    assert "slurmctld refused the token" in error and "token_file" in error
+
+
+def test_bad_options_fail_when_the_executor_is_made(options):
+    with pytest.raises(ValueError, match="rest_url 'localhost:6820' is not an http"):
+        BatchTimingExecutor(**(options | {"rest_url": "localhost:6820"}))
+    with pytest.raises(ValueError, match="bucket is empty"):
+        BatchTimingExecutor(**(options | {"bucket": ""}))
+    with pytest.raises(ValueError, match="job_options may not set 'script'"):
+        BatchTimingExecutor(**options, job_options={"script": "#!/bin/sh"})
+    with pytest.raises(ValueError, match="url_lifetime 0 is not"):
+        BatchTimingExecutor(**(options | {"url_lifetime": 0}))
+
+
+def test_why_a_job_left_no_outcome_names_the_apis_words():
+    from timing_executor.batch_timing import why_job_failed
+    from timing_executor.object_store import ObjectStore
+
+    store = ObjectStore("tasks", "http://127.0.0.1:8080")
+    timeout = why_job_failed("7", JobState("TIMEOUT", "TimeLimit"), store)
+    assert timeout.startswith("TIMEOUT: Slurm job 7 ran out of time")
+    failed = why_job_failed("7", JobState("NODE_FAIL", "NodeDown"), store)
+    assert failed == (
+        "NODE_FAIL: Slurm job 7 ended before the task returned (state NODE_FAIL, reason NodeDown)"
+    )
+    versions = why_job_failed("7", JobState("FAILED", "NonZeroExitCode", 97 << 8), store)
+    assert "the compute node's Python runs other versions" in versions
