@@ -105,7 +105,7 @@ def test_a_workflow_runs_as_jobs_and_leaves_nothing(
     covalent_server, s3_server, executor, tmp_path
 ):
     result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
-    assert str(result.status) == "COMPLETED", result.error
+    assert str(result.status) == "COMPLETED", error_of(result, "add")
     assert result.result == 6
     runs = records(executor, result.dispatch_id)
     assert sorted(run["node_name"] for run in runs.values()) == ["add", "multiply"]
@@ -213,6 +213,7 @@ def test_the_rest_daemon_restarted_while_a_job_runs(
         ({"s3_endpoint_url": "http://127.0.0.1:9"}, "cannot connect to http://127.0.0.1:9"),
         ({"rest_url": "http://127.0.0.1:9"}, "slurmrestd at http://127.0.0.1:9"),
         ({"partition": "nowhere"}, "Invalid partition name specified"),
+        ({"bucket": ""}, "bucket is empty: give the S3 bucket tasks are staged in"),
     ],
 )
 def test_a_fault_fails_the_node_within_seconds_naming_it(
@@ -243,8 +244,6 @@ def test_a_refused_token_is_named_with_the_fix(
 def test_bad_options_fail_when_the_executor_is_made(options):
     with pytest.raises(ValueError, match="rest_url 'localhost:6820' is not an http"):
         BatchTimingExecutor(**(options | {"rest_url": "localhost:6820"}))
-    with pytest.raises(ValueError, match="bucket is empty"):
-        BatchTimingExecutor(**(options | {"bucket": ""}))
     with pytest.raises(ValueError, match="job_options may not set 'script'"):
         BatchTimingExecutor(**options, job_options={"script": "#!/bin/sh"})
     with pytest.raises(ValueError, match="url_lifetime 0 is not"):

@@ -97,7 +97,7 @@ def why_job_failed(job_id: str, job: JobState, store: ObjectStore) -> str:
         return (
             f"RuntimeError: {name}: the compute node's Python runs other versions "
             f"than this server ({json.dumps(runtime_versions())}). Set python_path "
-            "to a Python with the server's Covalent and cloudpickle."
+            "to a Python with the server's Covalent and cloudpickle"
         )
     said = f"state {job.state or 'unknown'}, reason {job.reason or 'none'}"
     before = "before the task returned"
@@ -309,14 +309,12 @@ class BatchTimingExecutor(AsyncBaseExecutor):
         self.url_lifetime = url_lifetime
         self.timing_filepath = resolve_timing_filepath(timing_filepath)
         self.record_format = check_record_format(record_format)
-        if not rest_url.startswith(("http://", "https://")):
+        # Empty values are checked in run(): the server first builds each executor
+        # from the plugin's defaults, then gives it the client's attributes.
+        if rest_url and not rest_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"rest_url {rest_url!r} is not an http:// or https:// URL: give "
                 "slurmrestd's, such as 'http://login.example.org:6820'."
-            )
-        if not bucket:
-            raise ValueError(
-                "bucket is empty: name the S3 bucket tasks are staged in."
             )
         for name in ("poll_freq", "unreachable_timeout"):
             value = getattr(self, name)
@@ -329,6 +327,21 @@ class BatchTimingExecutor(AsyncBaseExecutor):
                 f"url_lifetime {url_lifetime!r} is not a whole number of seconds "
                 "from 1 to 604800 (7 days, the longest a presigned URL may last)."
             )
+
+    def check_given(self) -> None:
+        """Fail, naming them, if the options without defaults are still empty."""
+        for name, what in (
+            (
+                "rest_url",
+                "slurmrestd's URL, such as 'http://login.example.org:6820'",
+            ),
+            ("bucket", "the S3 bucket tasks are staged in"),
+        ):
+            if not getattr(self, name):
+                raise ValueError(
+                    f"{name} is empty: give {what} (as an argument, or in "
+                    f"[executors.batch_timing] of covalent.conf)."
+                )
 
     def store(self) -> ObjectStore:
         return ObjectStore(
@@ -374,6 +387,7 @@ class BatchTimingExecutor(AsyncBaseExecutor):
         objects = TaskObjects(store)
         job_id = None
         try:
+            self.check_given()
             await objects.put_task(cloudpickle.dumps((".", function, args, kwargs)))
             task_url, outcome_urls = await objects.urls(self.url_lifetime)
             job_name = f"covalent-{dispatch_id[:8]}-{node_id}"
@@ -388,10 +402,8 @@ class BatchTimingExecutor(AsyncBaseExecutor):
             ).end_of(job_id)
             details["node"], details["state"] = job.node or None, job.state or None
             files = await objects.outcome()
-        except ConnectionError as error:
-            if (
-                job_id is not None
-            ):  # stop it, so that it leaves nothing behind later
+        except (ConnectionError, ValueError) as error:
+            if job_id is not None:  # stop it: it would leave objects later
                 with suppress(ConnectionError):
                     await api.cancel(job_id)
             end = TaskEnd(

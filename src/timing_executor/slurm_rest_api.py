@@ -121,7 +121,7 @@ _versions: dict[str, str] = {}
 
 def _version(api: SlurmRestApi) -> str:
     if api.url not in _versions:
-        paths = _request(api, "GET", "/openapi/v3").get("paths", {})
+        paths = _request(api, "GET", "/openapi/v3", None).get("paths", {})
         served = sorted(
             {path.split("/")[2] for path in paths if path.startswith("/slurm/")}
         )
