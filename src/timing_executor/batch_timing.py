@@ -72,6 +72,9 @@ JOB_PREAMBLE = [
     'folder=$(mktemp -d "${TMPDIR:-/tmp}/covalent-task-XXXXXXXX") || exit 1',
     "trap 'cd / && rm -rf \"$folder\"' EXIT",
     "trap 'exit 143' TERM",
+    # A job of the REST API gets only the environment it was given; Covalent
+    # needs HOME (bash's ~ then reads the user's home from the password database).
+    '[ -n "$HOME" ] || export HOME=~',
     'cd "$folder" || exit 1',
 ]
 

@@ -15,6 +15,7 @@ when they share none.
 """
 
 import asyncio
+import base64
 import json
 import os
 import time
@@ -27,6 +28,10 @@ from typing import Any
 SPOKEN_VERSIONS = ("v0.0.38",)
 #: Attempts of each request, and the first pause between two (doubled after each).
 ATTEMPTS, FIRST_PAUSE_SECONDS, TIMEOUT_SECONDS = 4, 0.5, 10
+#: What Slurm 22.05's slurmrestd says, with HTTP 500 rather than 401, when
+#: slurmctld refuses the token (its signature does not check, or it expired): for
+#: a listing of jobs, and for a submission.
+TOKEN_REFUSED = ("Unspecified error", "Zero Bytes were transmitted or received")
 #: The job states after which a job does no more.
 ENDED_STATES = {
     "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
@@ -81,7 +86,15 @@ class SlurmRestApi:
                 f"({error.strerror}): write the user's token there "
                 "(scontrol token lifespan=SECONDS prints SLURM_JWT=TOKEN)."
             ) from None
-        return token.removeprefix("SLURM_JWT=")
+        token = token.removeprefix("SLURM_JWT=")
+        expires = _expiry(token)
+        if expires is not None and expires < time.time():
+            when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(expires))
+            raise SlurmRestError(
+                f"slurmrestd at {self.url}: the token in {path!r} expired at "
+                f"{when}: write a new one there (scontrol token lifespan=SECONDS)."
+            )
+        return token
 
     async def version(self) -> str:
         """The best version both this module and the daemon speak."""
@@ -114,6 +127,19 @@ class SlurmRestApi:
 
     async def cancel(self, job_id: str) -> None:
         await self.request("DELETE", f"/slurm/{await self.version()}/job/{job_id}")
+
+
+def _expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JSON Web Token (read, not checked: slurmctld checks
+    the signature), or None if it has none."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
+        return float(claims["exp"])
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
 
 
 _versions: dict[str, str] = {}
@@ -198,9 +224,9 @@ def _refusal(where: str, status: int, answer: Any) -> str:
     )
     if status == 401:
         fix = "the user name or token is missing: set rest_user and token_file"
-    elif status >= 500 and errors and not _slurm_refused(answer):
-        # Slurm 22.05 answers a token whose signature does not check, or that has
-        # expired, with 500 and no error number of its own, not with 401.
+    elif status >= 500 and any(
+        error.get("error") in TOKEN_REFUSED for error in errors
+    ):
         fix = (
             "slurmrestd answers so when slurmctld refused the token (a bad "
             "signature, or expired): write a new token into token_file (scontrol "
