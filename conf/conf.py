@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from sphinx.ext.autodoc.preserve_defaults import update_defvalue
@@ -29,7 +29,9 @@ sys.path[:0] = [str(CONF_DIR), str(REPO_ROOT)]
 
 from covalent_plugin_testing.dask_cluster import running_dask_cluster  # noqa: E402
 from covalent_plugin_testing.server import isolate_in_temporary_home, running_server  # noqa: E402
+from covalent_plugin_testing.s3_server import running_s3_server  # noqa: E402
 from covalent_plugin_testing.slurm_cluster import running_slurm_cluster  # noqa: E402
+from covalent_plugin_testing.slurm_rest import rest_config, running_slurm_rest  # noqa: E402
 from covalent_plugin_testing.ssh_server import running_ssh_server  # noqa: E402
 
 DOCS_HOME, DOCS_PORT = isolate_in_temporary_home("timing-executor-docs-")
@@ -93,9 +95,9 @@ copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
 copybutton_only_copy_prompt_lines = True
 
-#: One stack per server (Covalent, Dask, sshd, Slurm), so they start and stop side by
-#: side.
-_servers = [ExitStack() for _ in range(4)]
+#: One stack per server (Covalent, Dask, sshd, Slurm with its REST API, S3), so they
+#: start and stop side by side.
+_servers = [ExitStack() for _ in range(5)]
 for _stack in _servers:
     atexit.register(_stack.close)
 
@@ -114,12 +116,22 @@ def _start_servers_for_doctest(app) -> None:
             running_server(DOCS_HOME, DOCS_PORT),
             running_dask_cluster(DOCS_HOME / "dask", nanny=False),
             running_ssh_server(DOCS_HOME / "sshd"),
-            running_slurm_cluster(DOCS_HOME / "slurm", memory_limits=True),
+            _slurm_with_rest(DOCS_HOME / "slurm"),
+            running_s3_server(DOCS_HOME / "s3"),
         )
         _started.extend(
             _starting.submit(stack.enter_context, cm)
             for stack, cm in zip(_servers, servers, strict=True)
         )
+
+
+@contextmanager
+def _slurm_with_rest(folder: Path):
+    """The pages' Slurm, and its REST API for the batch_timing examples."""
+    extra = rest_config(folder)
+    with running_slurm_cluster(folder, memory_limits=True, extra_config=extra) as slurm:
+        with running_slurm_rest(slurm) as rest:
+            yield slurm, rest
 
 
 def _wait_for_servers(app, env) -> None:
@@ -130,9 +142,10 @@ def _wait_for_servers(app, env) -> None:
     the pages show a reader's; and ``ct.get_result(wait=True)`` polls every
     :data:`RESULT_POLL_SECONDS` rather than every second."""
     if _started:
-        _, cluster, sshd, slurm = (future.result() for future in _started)
+        _, cluster, sshd, (slurm, rest), s3 = (future.result() for future in _started)
         os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.address
         _configure_remote_executors(sshd, slurm)
+        _configure_batch_executor(rest, s3)
         _poll_results_quickly()
 
 
@@ -161,6 +174,39 @@ def _configure_remote_executors(sshd, slurm) -> None:
     }
     settings = {f"executors.ssh_timing.{key}": value for key, value in ssh_timing.items()}
     settings |= {f"executors.slurm_timing.{key}": value for key, value in slurm_timing.items()}
+    ct.set_config(settings)
+
+
+def _configure_batch_executor(rest, s3) -> None:
+    """``[executors.batch_timing]`` for the build's slurmrestd and S3 store, with the
+    token in a file and the store's keys in a profile of the server's AWS
+    credentials (the server's home is the build's), as a reader keeps theirs."""
+    import covalent as ct
+
+    token_file = DOCS_HOME / "slurm-token"
+    token_file.write_text(rest.token + "\n")
+    aws = DOCS_HOME / ".aws"
+    aws.mkdir(exist_ok=True)
+    (aws / "credentials").write_text(
+        f"[docs-s3]\naws_access_key_id = {s3.access_key}\n"
+        f"aws_secret_access_key = {s3.secret_key}\n"
+    )
+    job_folders = DOCS_HOME / "batch-jobs"
+    job_folders.mkdir(exist_ok=True)
+    batch_timing = {
+        "rest_url": rest.url,
+        "rest_user": rest.user,
+        "token_file": str(token_file),
+        "bucket": s3.new_bucket("covalent-tasks-"),
+        "s3_endpoint_url": s3.endpoint_url,
+        "s3_region": s3.region,
+        "aws_profile": "docs-s3",
+        "python_path": sys.executable,
+        "poll_freq": 0.5,
+    }
+    settings = {f"executors.batch_timing.{key}": value for key, value in batch_timing.items()}
+    # The jobs run on this machine: their folders go in the build's home.
+    settings["executors.batch_timing.env"] = {"TMPDIR": str(job_folders)}
     ct.set_config(settings)
 
 

@@ -68,13 +68,13 @@ def built(tmp_path_factory) -> dict[str, Path]:
     return {"wheel": wheel, "sdist": sdist}
 
 
-#: What an installed package must bring: the five plugins by their entry points, the
+#: What an installed package must bring: the six plugins by their entry points, the
 #: test kit, and the console script (checked by running it on a record file).
 INSTALLED = """
 import covalent as ct
 import covalent_plugin_testing
 names = ct.executor._executor_manager.list_executors(print_names=False)
-print(sorted(set(names) & {"timing", "async_timing", "dask_timing", "ssh_timing", "slurm_timing"}))
+print(sorted(set(names) & {"timing", "async_timing", "dask_timing", "ssh_timing", "slurm_timing", "batch_timing"}))
 """
 
 
@@ -90,7 +90,7 @@ def test_the_built_package_alone_gives_a_working_server(built, artifact, tmp_pat
         plugins = run_client(server, INSTALLED, python=python)
         client = run_client(server, client_code("timing"), python=python)
     assert plugins.stdout.split("\n")[-2] == str(
-        ["async_timing", "dask_timing", "slurm_timing", "ssh_timing", "timing"]
+        ["async_timing", "batch_timing", "dask_timing", "slurm_timing", "ssh_timing", "timing"]
     ), plugins.stderr
     assert client.returncode == 0, client.stderr
     status, dispatch_id = client.stdout.split()

@@ -78,6 +78,7 @@ PLUGIN_MODULES = [
     "timing_executor.dask_timing",
     "timing_executor.ssh_timing",
     "timing_executor.slurm_timing",
+    "timing_executor.batch_timing",
 ]
 
 
