@@ -28,8 +28,8 @@ REPO_ROOT = CONF_DIR.parent
 sys.path[:0] = [str(CONF_DIR), str(REPO_ROOT)]
 
 from covalent_plugin_testing.dask_cluster import running_dask_cluster  # noqa: E402
-from covalent_plugin_testing.server import isolate_in_temporary_home, running_server  # noqa: E402
 from covalent_plugin_testing.s3_server import running_s3_server  # noqa: E402
+from covalent_plugin_testing.server import isolate_in_temporary_home, running_server  # noqa: E402
 from covalent_plugin_testing.slurm_cluster import running_slurm_cluster  # noqa: E402
 from covalent_plugin_testing.slurm_rest import rest_config, running_slurm_rest  # noqa: E402
 from covalent_plugin_testing.ssh_server import running_ssh_server  # noqa: E402
@@ -129,9 +129,11 @@ def _start_servers_for_doctest(app) -> None:
 def _slurm_with_rest(folder: Path):
     """The pages' Slurm, and its REST API for the batch_timing examples."""
     extra = rest_config(folder)
-    with running_slurm_cluster(folder, memory_limits=True, extra_config=extra) as slurm:
-        with running_slurm_rest(slurm) as rest:
-            yield slurm, rest
+    with (
+        running_slurm_cluster(folder, memory_limits=True, extra_config=extra) as slurm,
+        running_slurm_rest(slurm) as rest,
+    ):
+        yield slurm, rest
 
 
 def _wait_for_servers(app, env) -> None:

@@ -74,7 +74,8 @@ INSTALLED = """
 import covalent as ct
 import covalent_plugin_testing
 names = ct.executor._executor_manager.list_executors(print_names=False)
-print(sorted(set(names) & {"timing", "async_timing", "dask_timing", "ssh_timing", "slurm_timing", "batch_timing"}))
+ours = {"timing", "async_timing", "dask_timing", "ssh_timing", "slurm_timing", "batch_timing"}
+print(sorted(set(names) & ours))
 """
 
 
