@@ -11,6 +11,7 @@ from pathlib import Path
 import covalent as ct
 import pytest
 
+from tests.covalent_only_venv import other_cloudpickle
 from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 from tests.workflows import (
     add_multiply_workflow,
@@ -57,25 +58,57 @@ def token_file(slurm_rest, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def options(
-    slurm_rest, s3_server, s3_bucket, server_credentials, token_file, covalent_only, tmp_path
-) -> dict:
-    """What the executor needs for the kit's parts; the job's folder in ``tmp_path``."""
-    job_tmp = tmp_path / "job-tmp"
+def options_for(slurm_rest, s3_server, bucket, token_file, python, folder: Path) -> dict:
+    """What the executor needs for the kit's parts; the jobs' folders in ``folder``."""
+    job_tmp = folder / "job-tmp"
     job_tmp.mkdir()
     return {
         "rest_url": slurm_rest.url,
         "rest_user": slurm_rest.user,
         "token_file": str(token_file),
-        "bucket": s3_bucket,
+        "bucket": bucket,
         "s3_endpoint_url": s3_server.endpoint_url,
         "s3_region": s3_server.region,
         "aws_profile": PROFILE,
-        "python_path": covalent_only,
+        "python_path": python,
         "env": {"TMPDIR": str(job_tmp)},
         "poll_freq": 0.5,
     }
+
+
+@pytest.fixture
+def options(
+    slurm_rest, s3_server, s3_bucket, server_credentials, token_file, covalent_only, tmp_path
+) -> dict:
+    return options_for(slurm_rest, s3_server, s3_bucket, token_file, covalent_only, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def out_of_time(
+    covalent_server,
+    slurm_rest,
+    s3_server,
+    server_credentials,
+    token_file,
+    covalent_only,
+    tmp_path_factory,
+):
+    """A task whose job runs over its time limit (one minute), dispatched when the
+    module starts: Slurm ends it 60 to 90 s later."""
+    folder = tmp_path_factory.mktemp("out-of-time")
+    bucket = s3_server.new_bucket()
+    executor = BatchTimingExecutor(
+        **options_for(slurm_rest, s3_server, bucket, token_file, covalent_only, folder),
+        job_options={"time_limit": 1},
+    )
+
+    def sleeps_for_ever():
+        import time
+
+        time.sleep(600)
+
+    yield executor, folder, ct.dispatch(one_task(executor, sleeps_for_ever))()
+    s3_server.remove_bucket(bucket)
 
 
 @pytest.fixture
@@ -102,7 +135,7 @@ def assert_nothing_left(s3_server, executor, tmp_path):
 
 
 def test_a_workflow_runs_as_jobs_and_leaves_nothing(
-    covalent_server, s3_server, executor, tmp_path
+    covalent_server, s3_server, executor, tmp_path, out_of_time
 ):
     result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
     assert str(result.status) == "COMPLETED", error_of(result, "add")
@@ -171,8 +204,13 @@ def test_a_job_cancelled_outside_covalent_fails_the_node_naming_it(
 
 
 def running_jobs(slurm_rest) -> list[str]:
+    """The jobs whose task runs, not the one sleeping over its time limit's."""
     jobs = slurm_rest.request("GET", slurm_rest.path("jobs")).body["jobs"]
-    return [str(job["job_id"]) for job in jobs if job["job_state"] == "RUNNING"]
+    return [
+        str(job["job_id"])
+        for job in jobs
+        if job["job_state"] == "RUNNING" and job["time_limit"] != 1
+    ]
 
 
 def test_the_rest_daemon_restarted_while_a_job_runs(
@@ -272,3 +310,23 @@ def test_why_a_job_left_no_outcome_names_the_apis_words():
     )
     versions = why_job_failed("7", JobState("FAILED", "NonZeroExitCode", 97 << 8), store)
     assert "the compute node's Python runs other versions" in versions
+
+
+def test_a_compute_node_python_with_other_versions_fails_naming_it(
+    covalent_server, options, tmp_path
+):
+    other = other_cloudpickle(tmp_path / "other-cloudpickle")
+    env = options["env"] | {"PYTHONPATH": str(other)}
+    executor = BatchTimingExecutor(**(options | {"env": env}))
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    error = error_of(result, "add")
+    assert "the compute node's Python runs other versions than this server" in error
+
+
+def test_a_job_over_its_time_limit_fails_naming_it(s3_server, out_of_time):
+    executor, folder, dispatch_id = out_of_time
+    result = ct.get_result(dispatch_id, wait=True)
+    error = error_of(result, "sleeps_for_ever")
+    assert "TIMEOUT: Slurm job " in error and "ran out of time (its time_limit)" in error
+    assert s3_server.keys(executor.bucket) == []
+    assert list((folder / "job-tmp").iterdir()) == []
