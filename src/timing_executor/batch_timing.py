@@ -65,8 +65,9 @@ OWN_FIELDS = (
     "script", "environment", "current_working_directory", "standard_output",
     "standard_error", "standard_input",
 )  # fmt: skip
-#: The job's first lines: a folder of its own on the compute node, removed at the
-#: job's end; a cancel (SIGTERM) ends the script once the runner has uploaded.
+#: The job's first lines, which give it a folder of its own on the compute node,
+#: removed at the job's end; a cancel (SIGTERM) ends the script once the runner has
+#: uploaded.
 JOB_PREAMBLE = [
     "#!/bin/bash",
     'folder=$(mktemp -d "${TMPDIR:-/tmp}/covalent-task-XXXXXXXX") || exit 1',

@@ -48,9 +48,10 @@ class ObjectStore:
     """Where tasks are staged: a bucket, and how the server reaches it."""
 
     bucket: str
-    endpoint_url: str = ""  #: Empty: AWS's own endpoint for ``region``.
+    #: The store's URL, or ``""`` for AWS's own endpoint of ``region``.
+    endpoint_url: str = ""
     region: str = ""
-    #: A profile of the server's AWS configuration; empty: boto3's default chain.
+    #: A profile of the server's AWS configuration, or ``""`` for boto3's own chain.
     profile: str = ""
 
     def where(self) -> str:
