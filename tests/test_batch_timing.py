@@ -216,8 +216,9 @@ def running_jobs(slurm_rest) -> list[str]:
 def test_the_rest_daemon_restarted_while_a_job_runs(
     covalent_server, slurm_rest, s3_server, executor, tmp_path
 ):
-    """The polls fail while slurmrestd is down; the job runs on, is found again
-    and its task's result comes back."""
+    """The polls fail while slurmrestd is down, for longer than one request's
+    retries (3.5 s of pauses); the job runs on, is found again and its task's
+    result comes back."""
     folder = tmp_path / "held"
     folder.mkdir()
 
@@ -235,9 +236,9 @@ def test_the_rest_daemon_restarted_while_a_job_runs(
     wait_until((folder / "started").exists, 60)
     assert (folder / "started").exists()
     with slurm_rest.stopped():
-        time.sleep(2)  # polls refused meanwhile
+        time.sleep(6)  # polls refused meanwhile
         (folder / "release").touch()
-        time.sleep(1)
+        time.sleep(2)
     result = ct.get_result(dispatch_id, wait=True)
     assert result.result == "finished", result.error
     assert_nothing_left(s3_server, executor, tmp_path)
