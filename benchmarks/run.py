@@ -4,6 +4,7 @@
     python -m benchmarks.run --repetitions 1 --no-dask --no-write
     python -m benchmarks.run --repetitions 1 --cases G    # one case, printed only
     python -m benchmarks.run --repetitions 1 --cases R    # SSH, against covalent-ssh-plugin
+    python -m benchmarks.run --repetitions 1 --cases T    # S3 + Slurm's REST API
 
 Each case starts an isolated server (covalent_plugin_testing) with the two
 baselines in its executor plugin folder, and stops it before the next case.
@@ -38,13 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask cases (B dask, G)")
     parser.add_argument(
-        "--no-remote", action="store_true", help="skip the SSH and Slurm cases (R, S)"
+        "--no-remote", action="store_true", help="skip the SSH, Slurm and batch cases (R, S, T)"
     )
     parser.add_argument("--no-docs", action="store_true", help="skip timing tox -e docs (E)")
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
     parser.add_argument(
         "--cases",
-        default="ABCDEGIMRS",
+        default="ABCDEGIMRST",
         help="run only these cases, such as G (implies --no-write)",
     )
     args = parser.parse_args(argv)
@@ -97,10 +98,14 @@ def main(argv: list[str] | None = None) -> None:
 
         def remote(name: str):
             def step():
-                # Imported here: without the upstream plugins only R and S fail.
-                from benchmarks import remote_cases
+                # Imported here: without the upstream plugins only R, S and T fail.
+                from benchmarks import batch_case, remote_cases
 
-                run_case = {"R": remote_cases.ssh_case, "S": remote_cases.slurm_case}[name]
+                run_case = {
+                    "R": remote_cases.ssh_case,
+                    "S": remote_cases.slurm_case,
+                    "T": batch_case.batch_case,
+                }[name]
                 return run_case(root, port, plugins, reps, work)
 
             return step
@@ -110,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         steps.append(
             ("case S: SlurmTimingExecutor and covalent-slurm-plugin over SSH", "S", remote("S"))
+        )
+        steps.append(
+            ("case T: BatchTimingExecutor and SlurmTimingExecutor on one Slurm", "T", remote("T"))
         )
     steps.append(
         ("case D: run() without a server", "D", lambda: overhead.run_overhead(reps, work))
