@@ -35,12 +35,14 @@ def wait_for_status(dispatch_id: str, limit: float, url: str) -> str:
         try:
             answer = ct.get_result(dispatch_id, status_only=True)
         except Exception as error:
-            if server_answers(url):
-                raise
+            if wait_until(lambda: not server_answers(url, timeout=1), limit=5):
+                raise CaseFailure(
+                    f"the Covalent server stopped answering during the dispatch "
+                    f"({error!r}): a user of this executor loses every dispatch in "
+                    "flight, and the next ct.dispatch fails with a ConnectionError"
+                ) from error
             raise CaseFailure(
-                f"the Covalent server stopped answering during the dispatch ({error!r}): "
-                "a user of this executor loses every dispatch in flight, and the next "
-                "ct.dispatch fails with a ConnectionError"
+                f"the server answered ct.get_result for the dispatch with {error!r}"
             ) from error
         status = str(answer["status"])
         if status in TERMINAL:
