@@ -231,23 +231,38 @@ def running_server(
     port = port or free_port()
     env = isolated_environment(home, port, cluster=cluster) | (extra_env or {})
     server = CovalentServer(home=home, port=port, env=env)
-    command = [covalent_command(python), "start", "--port", str(port)]
-    if not cluster:
-        command.append("--no-cluster")
-    log = home / "covalent-start.log"
     try:
-        with log.open("w") as output:
-            started = subprocess.run(
-                command,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=START_TIMEOUT_SECONDS,
-            )
-        if started.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{log.read_text()}")
-        _wait_until_listening(server.url, START_TIMEOUT_SECONDS)
+        _start(server, python, home / "covalent-start.log")
         yield server
     finally:
         stop_server(env)
+
+
+def _start(server: CovalentServer, python: str, log: Path) -> None:
+    """``covalent start`` with the server's environment (``--no-cluster`` when it
+    disables Dask), then wait until it answers."""
+    command = [covalent_command(python), "start", "--port", str(server.port)]
+    if server.env.get("COVALENT_DISABLE_DASK") == "1":
+        command.append("--no-cluster")
+    with log.open("w") as output:
+        started = subprocess.run(
+            command,
+            env=server.env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=START_TIMEOUT_SECONDS,
+        )
+    if started.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{log.read_text()}")
+    _wait_until_listening(server.url, START_TIMEOUT_SECONDS)
+
+
+def restart_server(server: CovalentServer, python: str = sys.executable) -> None:
+    """Stop what is left of ``server`` (a server a task has ended or broken) and
+    start it again on the same port and home; whoever stops ``server`` stops the
+    new one too (the pid file is the same)."""
+    stop_server(server.env)
+    with suppress(OSError, KeyError, ValueError):
+        _pid_file(server.env).unlink(missing_ok=True)
+    _start(server, python, server.home / "covalent-restart.log")

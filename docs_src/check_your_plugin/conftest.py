@@ -1,0 +1,1 @@
+pytest_plugins = ["covalent_plugin_testing"]
