@@ -7,7 +7,8 @@ import pytest
 
 from tests.covalent_only_venv import covalent_only_python, venv_folder
 
-pytest_plugins = ["covalent_plugin_testing"]
+#: tests.batch_parts: the fixtures both batch_timing test modules use.
+pytest_plugins = ["covalent_plugin_testing", "tests.batch_parts"]
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pathlib import Path
 import covalent as ct
 import pytest
 
+from tests.batch_parts import options_for
 from tests.covalent_only_venv import other_cloudpickle
 from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 from tests.workflows import (
@@ -28,52 +29,6 @@ from timing_executor.batch_timing import BatchTimingExecutor
 from timing_executor.slurm_rest_api import JobState
 
 pytestmark = pytest.mark.server
-
-#: The profile of the server's AWS credentials that the tests' executors use.
-PROFILE = "kit-s3"
-
-
-@pytest.fixture(scope="module")
-def server_credentials(covalent_server, s3_server) -> Path:
-    """The kit's S3 credentials in the Covalent server's own AWS configuration
-    (its home is the kit's), as profiles: the right one, and a wrong secret."""
-    folder = covalent_server.home / ".aws"
-    folder.mkdir(exist_ok=True)
-    credentials = folder / "credentials"
-    credentials.write_text(
-        f"[{PROFILE}]\n"
-        f"aws_access_key_id = {s3_server.access_key}\n"
-        f"aws_secret_access_key = {s3_server.secret_key}\n"
-        "[wrong-secret]\n"
-        f"aws_access_key_id = {s3_server.access_key}\n"
-        "aws_secret_access_key = not-the-secret\n"
-    )
-    return credentials
-
-
-@pytest.fixture(scope="module")
-def token_file(slurm_rest, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("token") / "token"
-    path.write_text(slurm_rest.token + "\n")
-    return path
-
-
-def options_for(slurm_rest, s3_server, bucket, token_file, python, folder: Path) -> dict:
-    """What the executor needs for the kit's parts; the jobs' folders in ``folder``."""
-    job_tmp = folder / "job-tmp"
-    job_tmp.mkdir()
-    return {
-        "rest_url": slurm_rest.url,
-        "rest_user": slurm_rest.user,
-        "token_file": str(token_file),
-        "bucket": bucket,
-        "s3_endpoint_url": s3_server.endpoint_url,
-        "s3_region": s3_server.region,
-        "aws_profile": PROFILE,
-        "python_path": python,
-        "env": {"TMPDIR": str(job_tmp)},
-        "poll_freq": 0.5,
-    }
 
 
 @pytest.fixture
@@ -224,7 +179,6 @@ def test_the_rest_daemon_restarted_while_a_job_runs(
 
     def held():
         import time
-        from pathlib import Path
 
         Path(folder, "started").touch()
         deadline = time.monotonic() + 60

@@ -1,5 +1,5 @@
 """The conformance suite (``covalent_plugin_testing.conformance``) against this
-package's five executors and Covalent's own ``local``, on the kit's server (and its
+package's six executors and Covalent's own ``local``, on the kit's server (and its
 sshd and Slurm; a Dask cluster of its own). The guide's small in-thread plugin runs
 it in the how-to's example project (tests/test_check_your_plugin.py): this
 session's server does not load the guide's plugin folder.
@@ -13,6 +13,7 @@ import pytest
 
 from covalent_plugin_testing.conformance import ExecutorConformance
 from covalent_plugin_testing.dask_cluster import running_dask_cluster
+from tests.batch_parts import options_for
 
 pytestmark = pytest.mark.server
 
@@ -103,6 +104,22 @@ class TestSlurmTiming(ExecutorConformance):
             poll_freq=0.5,
             timing_filepath=tmp_path / "records.jsonl",
         )
+
+
+class TestBatchTiming(ExecutorConformance):
+    timeout = 300.0  # 50 jobs on a node of 2 CPUs, each starting a Python
+
+    @pytest.fixture
+    def executor(
+        self, slurm_rest, s3_server, s3_bucket, server_credentials, token_file, covalent_only,
+        tmp_path,
+    ):  # fmt: skip
+        from covalent.executor import BatchTimingExecutor
+
+        options = options_for(
+            slurm_rest, s3_server, s3_bucket, token_file, covalent_only, tmp_path
+        )
+        return BatchTimingExecutor(**options, timing_filepath=tmp_path / "records.jsonl")
 
 
 #: What Covalent 0.240.0's ``local`` lacks, as measured with this suite.
