@@ -54,9 +54,9 @@ def object_store_bytes(proxy_log: Path, start: int) -> int:
         log.seek(start)
         for line in log.read().decode(errors="replace").splitlines():
             fields = line.split()
-            if len(fields) < 13 or "/timing-tasks/" not in fields[6]:
+            if len(fields) < 13 or "/timing-tasks/" not in fields[5]:
                 continue
-            total += sum(int(value) for value in fields[10:12] if value.isdigit())
+            total += sum(int(value) for value in fields[11:13] if value.isdigit())
     return total
 
 
