@@ -4,14 +4,14 @@ Each task is one batch job. The executor writes the task to a folder of its own 
 ``remote_workdir`` (a folder the login node and the compute nodes share) and
 submits a job script with ``sbatch``, on the server's own machine or on a login
 node over SSH. The job runs the task under the same supervisor as every executor
-of this package (``timing.supervise_task``), sent in the script by value, so the
-compute node needs Python and Covalent but not this package; the supervisor
-measures the task's CPU time there and ends every process it left. The executor
-asks Slurm for the state of all its jobs at once, reads what a finished job left
-in its folder, appends the record here, and removes the folder. Each job bears its
-server's mark, and the server keeps a lease in ``remote_workdir`` while it has
-jobs there: the next server cancels the jobs of a server that died
-(:mod:`~timing_executor.slurm_leases`).
+of this package (:mod:`~timing_executor.task_side.supervisor`), sent in the script
+by value, so the compute node needs Python and Covalent but not this package; the
+supervisor measures the task's CPU time there and ends every process it left. The
+executor asks Slurm for the state of all its jobs at once, reads what a finished
+job left in its folder, appends the record here, and removes the folder. Each job
+bears its server's mark, and the server keeps a lease in ``remote_workdir`` while
+it has jobs there: the next server cancels the jobs of a server that died
+(:mod:`~timing_executor.server_side.slurm_leases`).
 """
 
 # --8<-- [start:imports]
@@ -34,9 +34,20 @@ import cloudpickle
 from covalent.executor.base import AsyncBaseExecutor
 from covalent.executor.schemas import TaskUpdate
 
-from timing_executor import timing
-from timing_executor.shells import LocalShell, Shell, SSHShell
-from timing_executor.slurm_leases import (
+from timing_executor import task_side
+from timing_executor.server_side.defaults import empty_means_default
+from timing_executor.server_side.launchers import TaskExit
+from timing_executor.server_side.records import (
+    DEFAULT_TIMING_FILEPATH,
+    TaskRecord,
+    check_record_format,
+    resolve_timing_filepath,
+    task_ids,
+    task_name,
+)
+from timing_executor.server_side.reporting import refused_tasks, report_end
+from timing_executor.server_side.shells import LocalShell, Shell, SSHShell
+from timing_executor.server_side.slurm_leases import (
     EXPIRED,
     TASK_FOLDER_PREFIX,
     Workdir,
@@ -46,35 +57,24 @@ from timing_executor.slurm_leases import (
     task_folder,
     workdir_of,
 )
-from timing_executor.ssh_connection import (
+from timing_executor.server_side.ssh_connection import (
     check_port,
     covalent_folders,
     environment,
     remote_quote,
     target_of,
 )
-from timing_executor.timing import (
-    DEFAULT_TIMING_FILEPATH,
+from timing_executor.server_side.task_runs import TaskEnd, describe_exit, task_end
+from timing_executor.task_side.boot import (
     LAUNCHER_BOOT,
     VERSIONS_SAID,
-    TaskEnd,
-    TaskExit,
-    TaskRecord,
     boot_message,
-    check_record_format,
-    empty_means_default,
-    refused_tasks,
-    report_end,
-    resolve_timing_filepath,
     runtime_versions,
-    supervise_task,
-    task_end,
-    task_ids,
-    task_name,
 )
+from timing_executor.task_side.supervisor import supervise_task
 
 # The supervisor that runs the task goes to the compute node by value.
-cloudpickle.register_pickle_by_value(timing)
+cloudpickle.register_pickle_by_value(task_side)
 # --8<-- [end:imports]
 
 
@@ -202,7 +202,7 @@ class SlurmJobs:
     ended too, and what it left in its folder says how. The same command keeps
     this server's lease in each ``remote_workdir`` of its jobs and lists the
     leases there that have expired: the jobs of those servers are cancelled, and
-    their folders removed (:mod:`~timing_executor.slurm_leases`)."""
+    their folders removed (:mod:`~timing_executor.server_side.slurm_leases`)."""
 
     def __init__(
         self, shell: Shell, squeue: str, scancel: str, poll_freq: float
@@ -348,7 +348,7 @@ def why_job_failed(job_id: str, state: str, exit: TaskExit, output: str) -> str:
     elif state == "CANCELLED":
         reason = f"CANCELLED: {job} was cancelled outside Covalent (scancel)"
     elif exit.exit_code is not None:
-        return f"{timing.describe_exit(exit)}; {job} ended {state}"
+        return f"{describe_exit(exit)}; {job} ended {state}"
     else:
         last = output.strip().splitlines()[-1:] or ["no output"]
         return f"RuntimeError: {job} ended {state} before the task began: {last[0]}"
