@@ -26,8 +26,15 @@ from tests.browser.site import REPOSITORY
 SOURCES = REPOSITORY / "src" / "timing_executor"
 DOCS_SRC = REPOSITORY / "docs_src"
 RECORD = r"Node (\d+) in dispatch ([0-9a-f-]{36}) took \d+\.\d{6}s of CPU time\."
-#: The modules timing.py builds on, which the page shows in full (a marked part each).
-SUPPORT_MODULES = sorted([*SOURCES.glob("task_side/*.py"), *SOURCES.glob("server_side/*.py")])
+#: The modules timing.py builds on, which the page shows in full (a marked part each):
+#: all of task_side, and server_side but for what only the SSH and Slurm executors use.
+SUPPORT_MODULES = [
+    *sorted(SOURCES.glob("task_side/*.py")),
+    *(
+        SOURCES / "server_side" / f"{name}.py"
+        for name in ("records", "launchers", "task_runs", "reporting", "defaults")
+    ),
+]
 
 
 def plugin_listings(page, module: str):
