@@ -38,14 +38,10 @@ from tests.workflows import (
 )
 from timing_executor.server_side.launchers import TaskExit
 from timing_executor.server_side.shells import CommandResult, LocalShell
+from timing_executor.server_side.slurm_jobs import JobEnd, SlurmJobs, why_job_failed
 from timing_executor.server_side.slurm_leases import workdir_of
 from timing_executor.server_side.ssh_connection import LoginFailed
-from timing_executor.slurm_timing import (
-    JobEnd,
-    SlurmJobs,
-    SlurmTimingExecutor,
-    why_job_failed,
-)
+from timing_executor.slurm_timing import SlurmTimingExecutor
 from timing_executor.task_side.boot import LAUNCHER_BOOT, VERSIONS_SAID
 
 pytestmark = pytest.mark.server
