@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing_executor.timing import TaskRecord
+from timing_executor.server_side.records import TaskRecord
 
 NODES_PER_DISPATCH = 10
 

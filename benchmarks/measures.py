@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import psutil
 
-from timing_executor.timing import LAUNCHER_BOOT
+from timing_executor.task_side.boot import LAUNCHER_BOOT
 
 _RECORD = re.compile(r"Node (\d+) in dispatch (\S+) took ([0-9.e+-]+)s of CPU time\.")
 

@@ -26,7 +26,7 @@ from tests.workflows import (
     sleeping_workflow,
 )
 from timing_executor.batch_timing import BatchTimingExecutor
-from timing_executor.slurm_rest_api import JobState
+from timing_executor.server_side.slurm_rest_api import JobState
 
 pytestmark = pytest.mark.server
 
@@ -254,7 +254,7 @@ def test_bad_options_fail_when_the_executor_is_made(options):
 
 def test_why_a_job_left_no_outcome_names_the_apis_words():
     from timing_executor.batch_timing import why_job_failed
-    from timing_executor.object_store import ObjectStore
+    from timing_executor.server_side.object_store import ObjectStore
 
     store = ObjectStore("tasks", "http://127.0.0.1:8080")
     timeout = why_job_failed("7", JobState("TIMEOUT", "TimeLimit"), store)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from timing_executor.timing import DEFAULT_TIMING_FILEPATH
+from timing_executor.server_side.records import DEFAULT_TIMING_FILEPATH
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

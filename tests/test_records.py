@@ -10,7 +10,8 @@ import threading
 import time
 
 from tests.test_timing import TEXT_RECORD
-from timing_executor.timing import TaskRecord, TimingExecutor, append_line
+from timing_executor.server_side.records import TaskRecord, append_line
+from timing_executor.timing import TimingExecutor
 
 RECORDS_PER_WRITER = 500
 
@@ -72,7 +73,7 @@ def test_processes_never_interleave_or_drop_lines(tmp_path):
 
 KILLED_WRITER = """
 import sys
-from timing_executor.timing import TaskRecord, append_line
+from timing_executor.server_side.records import TaskRecord, append_line
 node_id = 0
 while True:
     append_line(sys.argv[1], TaskRecord("killed", node_id, "f", 0, 0, 0).to_line())

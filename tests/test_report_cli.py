@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from timing_executor.timing import TaskRecord
+from timing_executor.server_side.records import TaskRecord
 from timing_report.cli import main
 
 A, B, TEXT = "aaaa1111-0000", "bbbb2222-0000", "cccc3333-0000"
@@ -115,7 +115,7 @@ def test_the_default_path_is_the_executors_default_file(tmp_path, xdg_cache_home
     if xdg_cache_home:
         env["XDG_CACHE_HOME"] = xdg_cache_home
     probe = (
-        "from timing_executor.timing import DEFAULT_TIMING_FILEPATH as executors\n"
+        "from timing_executor.server_side.records import DEFAULT_TIMING_FILEPATH as executors\n"
         "from timing_report.cli import DEFAULT_TIMING_FILEPATH as command\n"
         "print(executors == command, command)\n"
     )

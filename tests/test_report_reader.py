@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from timing_executor.timing import TaskRecord
+from timing_executor.server_side.records import TaskRecord
 from timing_report.records_reader import NodeRun, ReadCounts, iter_records, parse_line
 from timing_report.report import (
     DispatchRuns,

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.forking import forking_meanwhile
-from timing_executor.shells import CommandResult, run_local
+from timing_executor.server_side.shells import CommandResult, run_local
 
 
 def test_a_command_gets_its_input_and_gives_back_its_output_and_status():

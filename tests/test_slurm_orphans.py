@@ -19,8 +19,8 @@ from covalent_plugin_testing.server import kill_server, run_client, running_serv
 from covalent_plugin_testing.slurm_cluster import running_slurm_cluster
 from tests.waiting import wait_until
 from tests.workflows import error_of
-from timing_executor.shells import LocalShell
-from timing_executor.slurm_leases import (
+from timing_executor.server_side.shells import LocalShell
+from timing_executor.server_side.slurm_leases import (
     LEASE_PREFIX,
     OWNER,
     TASK_FOLDER_PREFIX,

@@ -36,16 +36,13 @@ from tests.workflows import (
     records,
     sleeping_workflow,
 )
-from timing_executor.shells import CommandResult, LocalShell
-from timing_executor.slurm_leases import workdir_of
-from timing_executor.slurm_timing import (
-    JobEnd,
-    SlurmJobs,
-    SlurmTimingExecutor,
-    why_job_failed,
-)
-from timing_executor.ssh_connection import LoginFailed
-from timing_executor.timing import LAUNCHER_BOOT, VERSIONS_SAID, TaskExit
+from timing_executor.server_side.launchers import TaskExit
+from timing_executor.server_side.shells import CommandResult, LocalShell
+from timing_executor.server_side.slurm_jobs import JobEnd, SlurmJobs, why_job_failed
+from timing_executor.server_side.slurm_leases import workdir_of
+from timing_executor.server_side.ssh_connection import LoginFailed
+from timing_executor.slurm_timing import SlurmTimingExecutor
+from timing_executor.task_side.boot import LAUNCHER_BOOT, VERSIONS_SAID
 
 pytestmark = pytest.mark.server
 

@@ -29,8 +29,11 @@ from covalent._shared_files.logger import app_log
 
 from tests.forking import forking_meanwhile
 from tests.waiting import wait_until
-from timing_executor import timing
 from timing_executor.async_timing import AsyncTimingExecutor
+from timing_executor.server_side.launchers import LocalLauncher, cancel_task, task_launcher
+from timing_executor.server_side.records import TaskRecord
+from timing_executor.server_side.task_runs import TaskRun
+from timing_executor.task_side.launcher import task_folder
 from timing_executor.timing import TimingExecutor
 
 EXECUTORS = {"timing": TimingExecutor, "async_timing": AsyncTimingExecutor}
@@ -109,7 +112,7 @@ def test_exits_and_crashes_fail_the_task_only_and_are_recorded(executor, task, e
     failed, completed = records(executor.timing_filepath)
     assert failed["status"] == "FAILED" and failed["error"].startswith(error)
     assert completed["status"] == "COMPLETED"
-    line = timing.TaskRecord(**failed).to_line("text")
+    line = TaskRecord(**failed).to_line("text")
     assert f"failed ({text}) after" in line
 
 
@@ -301,7 +304,7 @@ def test_cancel_kills_the_task_and_records_it(executor, tmp_path):
 
     thread = threading.Thread(target=call, daemon=True)
     thread.start()
-    task_id = running_task_id(timing.task_launcher())
+    task_id = running_task_id(task_launcher())
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -317,28 +320,28 @@ def test_cancel_kills_the_task_and_records_it(executor, tmp_path):
     assert not Path(f"/proc/{task_pid}").exists() and is_gone(daemon_pid)
     (record,) = records(executor.timing_filepath)
     assert record["status"] == "CANCELLED" and record["wall_seconds"] < 30
-    assert "was cancelled after" in timing.TaskRecord(**record).to_line("text")
+    assert "was cancelled after" in TaskRecord(**record).to_line("text")
 
 
 @pytest.mark.parametrize("handle", ["no-such-task", 42, None])
 def test_cancel_of_an_unknown_job_handle_says_false(handle):
-    assert timing.cancel_task(handle) is False
+    assert cancel_task(handle) is False
 
 
 def test_a_task_cancelled_before_it_starts_never_runs(tmp_path):
-    launcher = timing.task_launcher()
-    task = timing.TaskRun()
+    launcher = task_launcher()
+    task = TaskRun()
     assert launcher.cancel(task.task_id) is True
     marker = tmp_path / "ran"
     assert task.start(marker.touch, [], {}) is False
     task.discard()
     time.sleep(0.5)
     assert not marker.exists()
-    assert not Path(timing.task_folder(launcher.folder, task.task_id)).exists()
+    assert not Path(task_folder(launcher.folder, task.task_id)).exists()
 
 
 def test_a_dead_launcher_fails_its_tasks_and_a_new_one_takes_over(executor, tmp_path):
-    launcher = timing.task_launcher()
+    launcher = task_launcher()
     outcome = {}
 
     def call():
@@ -354,7 +357,7 @@ def test_a_dead_launcher_fails_its_tasks_and_a_new_one_takes_over(executor, tmp_
     thread.join(timeout=10)
     assert "the task launcher process died" in outcome["error"]
     assert run(executor, lambda: "served") == "served"
-    assert timing.task_launcher() is not launcher
+    assert task_launcher() is not launcher
 
 
 def test_processes_forked_meanwhile_do_not_hold_the_launchers_start():
@@ -362,7 +365,7 @@ def test_processes_forked_meanwhile_do_not_hold_the_launchers_start():
     ``local`` forks its pool workers) keeps a copy of what this one holds open;
     ``subprocess.Popen`` waited on a pipe that such a copy held open."""
     with ThreadPoolExecutor(1) as pool, forking_meanwhile():
-        launchers = [pool.submit(timing.LocalLauncher).result(timeout=20) for _ in range(10)]
+        launchers = [pool.submit(LocalLauncher).result(timeout=20) for _ in range(10)]
     for launcher in launchers:
         launcher.process.kill()
 
@@ -377,13 +380,14 @@ def test_no_task_folder_is_left_behind(executor):
     run(executor, lambda: None)
     with pytest.raises(TaskRuntimeError):
         run(executor, exits_hard)
-    assert list(Path(timing.task_launcher().folder).iterdir()) == []
+    assert list(Path(task_launcher().folder).iterdir()) == []
 
 
 def test_the_tasks_folder_goes_with_the_launcher(tmp_path):
     """Whichever of the launcher and its executor's process ends first, no folder stays."""
     script = (
-        "from timing_executor.timing import TimingExecutor, task_launcher\n"
+        "from timing_executor.server_side.launchers import task_launcher\n"
+        "from timing_executor.timing import TimingExecutor\n"
         f"TimingExecutor({str(tmp_path)!r}).run(print, [], {{}}, "
         "{'dispatch_id': 'd', 'node_id': 0})\n"
         "print(task_launcher().folder)\n"
@@ -415,10 +419,10 @@ def test_a_cancel_right_after_the_start_is_never_lost():
     burn = [sys.executable, "-c", "while True: pass"]
     hogs = [subprocess.Popen(burn) for _ in range(os.cpu_count() or 1)]
     try:
-        launcher = timing.task_launcher()
+        launcher = task_launcher()
         runs = []
         for index in range(60):
-            run = timing.TaskRun()
+            run = TaskRun()
             run.start(time.sleep, [30], {})
             time.sleep(index % 6 / 1000)
             launcher.cancel(run.task_id)

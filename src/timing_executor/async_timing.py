@@ -25,18 +25,17 @@ from covalent.executor.schemas import TaskUpdate
 
 # --8<-- [end:imports]
 # --8<-- [start:helper-imports]
-from timing_executor.timing import (
+from timing_executor.server_side.defaults import empty_means_default
+from timing_executor.server_side.launchers import cancel_task
+from timing_executor.server_side.records import (
     DEFAULT_TIMING_FILEPATH,
-    TaskRun,
-    cancel_task,
     check_record_format,
-    empty_means_default,
-    refused_tasks,
-    report_end,
     resolve_timing_filepath,
     task_ids,
     task_name,
 )
+from timing_executor.server_side.reporting import refused_tasks, report_end
+from timing_executor.server_side.task_runs import TaskRun
 
 # --8<-- [end:helper-imports]
 

@@ -4,15 +4,14 @@ The server puts each task into an S3 bucket, submits one batch job per task
 through Slurm's REST API (``slurmrestd``) and polls all its jobs there with one
 request. The job shares no folder with the server and gets no credentials: only
 presigned URLs, to read its task and to write each file of its outcome
-(:mod:`~timing_executor.staged_task`). It runs the task under the same supervisor
-as every executor of this package, sent in the job's script by value, so the
-compute node needs Python and Covalent but not this package. The server reads
+(:mod:`~timing_executor.task_side.staged_task`). It runs the task under the same
+supervisor as every executor of this package, sent in the job's script by value, so
+the compute node needs Python and Covalent but not this package. The server reads
 what the job left, appends the record here, and removes every object of the task,
 however it ended. ``ct.cancel`` cancels the job through the API.
 """
 
 # --8<-- [start:imports]
-import asyncio
 import getpass
 import json
 import os
@@ -27,35 +26,32 @@ import cloudpickle
 from covalent.executor.base import AsyncBaseExecutor
 from covalent.executor.schemas import TaskUpdate
 
-from timing_executor import staged_task, timing
-from timing_executor.object_store import ObjectStore, TaskObjects
-from timing_executor.slurm_rest_api import (
-    ENDED_STATES,
-    JobState,
-    SlurmRestApi,
-    SlurmRestError,
-)
-from timing_executor.slurm_timing import JobScript
-from timing_executor.timing import (
+from timing_executor import task_side
+from timing_executor.server_side.defaults import empty_means_default
+from timing_executor.server_side.launchers import TaskExit
+from timing_executor.server_side.object_store import ObjectStore, TaskObjects
+from timing_executor.server_side.records import (
     DEFAULT_TIMING_FILEPATH,
-    VERSIONS_DIFFER,
-    TaskEnd,
-    TaskExit,
     TaskRecord,
     check_record_format,
-    empty_means_default,
-    refused_tasks,
-    report_end,
     resolve_timing_filepath,
-    runtime_versions,
-    task_end,
     task_ids,
     task_name,
 )
+from timing_executor.server_side.reporting import refused_tasks, report_end
+from timing_executor.server_side.slurm_job_scripts import JobScript
+from timing_executor.server_side.slurm_rest_api import (
+    JobState,
+    SlurmRestApi,
+    SlurmRestError,
+    rest_jobs,
+)
+from timing_executor.server_side.task_runs import TaskEnd, describe_exit, task_end
+from timing_executor.task_side.boot import VERSIONS_DIFFER, runtime_versions
+from timing_executor.task_side.staged_task import run_staged_task
 
 # The job's runner and the supervisor go to the compute node by value.
-cloudpickle.register_pickle_by_value(timing)
-cloudpickle.register_pickle_by_value(staged_task)
+cloudpickle.register_pickle_by_value(task_side)
 # --8<-- [end:imports]
 
 
@@ -129,74 +125,6 @@ def why_job_failed(job_id: str, job: JobState, store: ObjectStore) -> str:
 
 
 # --8<-- [end:job]
-
-
-# --8<-- [start:jobs]
-class RestJobs:
-    """The jobs this server waits for at one slurmrestd, all polled with one
-    request every ``poll_freq`` seconds. While the daemon does not answer, the
-    polls go on; after ``unreachable_timeout`` seconds without an answer every
-    wait fails, naming the daemon."""
-
-    def __init__(
-        self, api: SlurmRestApi, poll_freq: float, unreachable_timeout: float
-    ):
-        self.api, self.poll_freq = api, poll_freq
-        self.unreachable_timeout = unreachable_timeout
-        self.waiting: dict[str, asyncio.Future] = {}
-        self.seen: dict[str, JobState] = {}
-        self.polling: asyncio.Task | None = None
-
-    async def end_of(self, job_id: str) -> JobState:
-        """Wait until job ``job_id`` has ended; the API's last word on it."""
-        ended = asyncio.get_running_loop().create_future()
-        self.waiting[job_id] = ended
-        if self.polling is None or self.polling.done():
-            self.polling = asyncio.create_task(self._poll())
-        try:
-            return await ended
-        finally:
-            self.waiting.pop(job_id, None)
-
-    async def _poll(self) -> None:
-        answered = time.monotonic()
-        while self.waiting:
-            await asyncio.sleep(self.poll_freq)
-            try:
-                jobs = await self.api.jobs()
-            except SlurmRestError as error:
-                if time.monotonic() - answered > self.unreachable_timeout:
-                    self._fail(error)
-                continue
-            answered = time.monotonic()
-            for job_id, ended in list(self.waiting.items()):
-                job = jobs.get(job_id)
-                if job is not None:
-                    self.seen[job_id] = job
-                if (job is None or job.state in ENDED_STATES) and not ended.done():
-                    ended.set_result(self.seen.pop(job_id, JobState("")))
-
-    def _fail(self, error: SlurmRestError) -> None:
-        message = f"{error} (no answer for {self.unreachable_timeout} s)"
-        for ended in self.waiting.values():
-            if not ended.done():
-                ended.set_exception(SlurmRestError(message))
-
-
-_jobs: dict[tuple, RestJobs] = {}
-
-
-def rest_jobs(
-    api: SlurmRestApi, poll_freq: float, unreachable_timeout: float
-) -> RestJobs:
-    """The poller of ``api`` for this event loop."""
-    key = (api, poll_freq, unreachable_timeout, id(asyncio.get_running_loop()))
-    if key not in _jobs:
-        _jobs[key] = RestJobs(api, poll_freq, unreachable_timeout)
-    return _jobs[key]
-
-
-# --8<-- [end:jobs]
 
 
 # --8<-- [start:plugin-attributes]
@@ -361,7 +289,7 @@ class BatchTimingExecutor(AsyncBaseExecutor):
         self, name: str, task_url: str, outcome_urls: dict[str, str]
     ) -> tuple[dict, str]:
         """The job's description and script, for the task at ``task_url``."""
-        runner = partial(staged_task.run_staged_task, task_url, outcome_urls)
+        runner = partial(run_staged_task, task_url, outcome_urls)
         lines = JobScript(
             self.python_path,
             prerun_commands=tuple(self.prerun_commands),
@@ -430,7 +358,7 @@ class BatchTimingExecutor(AsyncBaseExecutor):
         if exit.exit_code is None:  # the supervisor left no word
             why = why_job_failed(job_id, job, store)
         else:
-            why = timing.describe_exit(exit)
+            why = describe_exit(exit)
             why += f"; Slurm job {job_id} ended {job.state}"
         wall_seconds = time.perf_counter() - wall_start
         end = task_end(exit, started_at, wall_seconds, cancelled, why)

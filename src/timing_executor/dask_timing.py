@@ -34,23 +34,22 @@ from distributed.scheduler import KilledWorker
 
 # --8<-- [end:imports]
 # --8<-- [start:helper-imports]
-from timing_executor import timing
-from timing_executor.timing import (
+from timing_executor import task_side
+from timing_executor.server_side.defaults import empty_means_default
+from timing_executor.server_side.records import (
     DEFAULT_TIMING_FILEPATH,
-    Stopwatch,
     TaskRecord,
     append_record,
     check_record_format,
-    empty_means_default,
     resolve_timing_filepath,
     task_ids,
     task_name,
-    timed_task,
 )
+from timing_executor.task_side.measuring import Stopwatch, timed_task
 
 # What runs on the workers goes with each task, by value: they need Covalent
 # and Dask, not this package.
-cloudpickle.register_pickle_by_value(timing)
+cloudpickle.register_pickle_by_value(task_side)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 # --8<-- [end:helper-imports]
 

@@ -4,28 +4,24 @@ Each task is one batch job. The executor writes the task to a folder of its own 
 ``remote_workdir`` (a folder the login node and the compute nodes share) and
 submits a job script with ``sbatch``, on the server's own machine or on a login
 node over SSH. The job runs the task under the same supervisor as every executor
-of this package (``timing.supervise_task``), sent in the script by value, so the
-compute node needs Python and Covalent but not this package; the supervisor
-measures the task's CPU time there and ends every process it left. The executor
-asks Slurm for the state of all its jobs at once, reads what a finished job left
-in its folder, appends the record here, and removes the folder. Each job bears its
-server's mark, and the server keeps a lease in ``remote_workdir`` while it has
-jobs there: the next server cancels the jobs of a server that died
-(:mod:`~timing_executor.slurm_leases`).
+of this package (:mod:`~timing_executor.task_side.supervisor`), sent in the script
+by value, so the compute node needs Python and Covalent but not this package; the
+supervisor measures the task's CPU time there and ends every process it left. The
+executor asks Slurm for the state of all its jobs at once, reads what a finished
+job left in its folder, appends the record here, and removes the folder. Each job
+bears its server's mark, and the server keeps a lease in ``remote_workdir`` while
+it has jobs there: the next server cancels the jobs of a server that died
+(:mod:`~timing_executor.server_side.slurm_leases`).
 """
 
 # --8<-- [start:imports]
-import asyncio
-import base64
 import io
 import json
 import os
-import re
 import shlex
 import tarfile
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -34,332 +30,38 @@ import cloudpickle
 from covalent.executor.base import AsyncBaseExecutor
 from covalent.executor.schemas import TaskUpdate
 
-from timing_executor import timing
-from timing_executor.shells import LocalShell, Shell, SSHShell
-from timing_executor.slurm_leases import (
-    EXPIRED,
-    TASK_FOLDER_PREFIX,
-    Workdir,
-    expired_lease,
-    expired_leases,
-    reap,
-    task_folder,
-    workdir_of,
+from timing_executor.server_side.defaults import empty_means_default
+from timing_executor.server_side.launchers import TaskExit
+from timing_executor.server_side.records import (
+    DEFAULT_TIMING_FILEPATH,
+    TaskRecord,
+    check_record_format,
+    resolve_timing_filepath,
+    task_ids,
+    task_name,
 )
-from timing_executor.ssh_connection import (
+from timing_executor.server_side.reporting import refused_tasks, report_end
+from timing_executor.server_side.shells import LocalShell, Shell, SSHShell
+from timing_executor.server_side.slurm_job_scripts import (
+    UNSET_FOR_SBATCH,
+    JobScript,
+    sbatch_lines,
+)
+from timing_executor.server_side.slurm_jobs import (
+    final_state,
+    slurm_jobs,
+    why_job_failed,
+)
+from timing_executor.server_side.slurm_leases import task_folder, workdir_of
+from timing_executor.server_side.ssh_connection import (
     check_port,
-    covalent_folders,
     environment,
     remote_quote,
     target_of,
 )
-from timing_executor.timing import (
-    DEFAULT_TIMING_FILEPATH,
-    LAUNCHER_BOOT,
-    VERSIONS_SAID,
-    TaskEnd,
-    TaskExit,
-    TaskRecord,
-    boot_message,
-    check_record_format,
-    empty_means_default,
-    refused_tasks,
-    report_end,
-    resolve_timing_filepath,
-    runtime_versions,
-    supervise_task,
-    task_end,
-    task_ids,
-    task_name,
-)
+from timing_executor.server_side.task_runs import TaskEnd, task_end
 
-# The supervisor that runs the task goes to the compute node by value.
-cloudpickle.register_pickle_by_value(timing)
 # --8<-- [end:imports]
-
-
-# --8<-- [start:job-script]
-#: Options the executor sets itself (``--error``: none, so that the job's errors
-#: and Slurm's words are in its output file), which ``options`` may not set.
-OWN_OPTIONS = ("chdir", "output", "error", "parsable")
-#: The job's own Covalent folders, in its task's folder (the job's --chdir).
-CONFIG_FOLDER = '"$PWD/covalent-config"'
-#: The submitter's variables that would override the job script's own lines
-#: (``sbatch`` reads ``SBATCH_*`` variables over ``#SBATCH`` lines), unset for
-#: ``sbatch``: they would take the job's output out of its folder.
-UNSET_FOR_SBATCH = ("SBATCH_OUTPUT", "SBATCH_ERROR")
-#: Job states after which a job does no more.
-ENDED_STATES = {
-    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
-    "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "TIMEOUT",
-}  # fmt: skip
-
-
-def sbatch_lines(options: dict[str, Any]) -> list[str]:
-    """``#SBATCH`` lines for ``options``: ``{"time": "10:00"}`` gives
-    ``#SBATCH --time=10:00``; a value of ``True`` or ``""`` a bare flag."""
-    lines = []
-    for name, value in options.items():
-        if name.lstrip("-") in OWN_OPTIONS:
-            raise ValueError(
-                f"options may not set {name!r}: the executor gives each job "
-                "--chdir (its task's folder), --output (a file there, which holds "
-                "the job's errors too) and --parsable."
-            )
-        if value is False or value is None:
-            continue
-        flag = "--" + name.lstrip("-")
-        if value is True or value == "":  # not 1, which equals True
-            lines.append(f"#SBATCH {flag}")
-        else:
-            lines.append(f"#SBATCH {flag}={sbatch_value(name, value)}")
-    return lines
-
-
-def sbatch_value(name: str, value: Any) -> str:
-    """``value`` as sbatch reads it in an ``#SBATCH`` line: in double quotes if
-    it holds a space, a quote, a backslash or ``#``, which sbatch splits or cuts."""
-    text = str(value)
-    if not text.isprintable():
-        raise ValueError(
-            f"options[{name!r}] = {value!r}: an #SBATCH line cannot hold a line "
-            "break or another control character; give the value on one line."
-        )
-    if not re.search(r"[\s\"'\\#]", text):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-@dataclass(frozen=True)
-class JobScript:
-    """What a task's batch job runs, and how."""
-
-    python_path: str
-    options: tuple[tuple[str, Any], ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    prerun_commands: tuple[str, ...] = ()
-    postrun_commands: tuple[str, ...] = ()
-    use_srun: bool = False
-
-    def text(self, folder: str) -> str:
-        """The script of the job that runs the task written to ``folder``.
-
-        The server's Covalent settings (``COVALENT_*``, which ``sbatch`` passes on)
-        are unset; Covalent there keeps its configuration in the task's folder,
-        which goes with the folder however the job ends (a job that is killed
-        never runs its last line).
-        The supervisor comes in the script, pickled, so only the task is staged.
-        """
-        return "\n".join(
-            [
-                "#!/bin/bash",
-                f"#SBATCH --chdir={sbatch_value('chdir', folder)}",
-                f"#SBATCH --output={sbatch_value('output', folder + '/slurm.out')}",
-                *sbatch_lines(dict(self.options)),
-                *self.run_lines(partial(supervise_task, folder)),
-                "",
-            ]
-        )
-
-    def run_lines(self, runner: Callable[[], Any]) -> list[str]:
-        """The lines that run ``runner`` (pickled by value into the script) in the
-        job's Python, in the job's current folder, and exit with its status."""
-        message = base64.b64encode(boot_message(runner))
-        versions = shlex.quote(json.dumps(runtime_versions()))
-        python = remote_quote(self.python_path)
-        srun = "srun --ntasks=1 " if self.use_srun else ""
-        # A job step gets the job's --export (NONE: nothing), not this script's
-        # variables, unless SLURM_EXPORT_ENV says ALL.
-        step_env = ["export SLURM_EXPORT_ENV=ALL"] if self.use_srun else []
-        return [
-            "unset $(compgen -e | grep '^COVALENT_')",
-            f"export {covalent_folders(CONFIG_FOLDER)}",
-            *(f"export {name}={shlex.quote(value)}" for name, value in self.env),
-            *step_env,
-            *self.prerun_commands,
-            f"base64 -d <<'RUNNER' | {srun}{python} -c "
-            f"{shlex.quote(LAUNCHER_BOOT)} {versions}",
-            message.decode(),
-            "RUNNER",
-            "status=$?",
-            *self.postrun_commands,
-            "exit $status",
-        ]
-
-
-# --8<-- [end:job-script]
-
-
-# --8<-- [start:jobs]
-@dataclass(frozen=True)
-class JobEnd:
-    """What Slurm last said of a job: its state and the node that ran it."""
-
-    state: str  #: Such as ``COMPLETED`` or ``TIMEOUT``; ``""`` if never seen ended.
-    node: str = ""
-
-
-class SlurmJobs:
-    """The jobs this server waits for on one cluster, all polled with one
-    ``squeue`` every ``poll_freq`` seconds. ``squeue --states=all`` also lists
-    jobs that ended less than ``MinJobAge`` ago; a job Slurm has forgotten has
-    ended too, and what it left in its folder says how. The same command keeps
-    this server's lease in each ``remote_workdir`` of its jobs and lists the
-    leases there that have expired: the jobs of those servers are cancelled, and
-    their folders removed (:mod:`~timing_executor.slurm_leases`)."""
-
-    def __init__(
-        self, shell: Shell, squeue: str, scancel: str, poll_freq: float
-    ) -> None:
-        self.shell, self.poll_freq = shell, poll_freq
-        self.squeue, self.scancel = squeue, scancel
-        self.waiting: dict[str, tuple[asyncio.Future, Workdir]] = {}
-        self.seen: dict[str, JobEnd] = {}
-        self.polling: asyncio.Task | None = None
-
-    async def end_of(self, job_id: str, workdir: Workdir) -> JobEnd:
-        """Wait until job ``job_id`` (its folder in ``workdir``) has ended; say
-        how, as far as Slurm knows."""
-        ended = asyncio.get_running_loop().create_future()
-        self.waiting[job_id] = ended, workdir
-        if self.polling is None or self.polling.done():
-            self.polling = asyncio.create_task(self._poll())
-        try:
-            return await ended
-        finally:
-            self.waiting.pop(job_id, None)
-
-    async def _poll(self) -> None:
-        while self.waiting:
-            await asyncio.sleep(self.poll_freq)
-            workdirs = {
-                workdir.path: workdir for _, workdir in self.waiting.values()
-            }
-            try:
-                listed = await self.shell.run(
-                    self._command(list(workdirs.values()))
-                )
-            except OSError:  # the login node cannot be reached now: ask again
-                continue
-            if listed.status != 0:
-                continue  # slurmctld busy or restarting: ask again
-            lines = listed.stdout.decode().splitlines()
-            jobs = listed_jobs(lines)
-            for line in lines:  # before this server's jobs are seen ended
-                if line.startswith(EXPIRED) and (
-                    gone := expired_lease(line, list(workdirs))
-                ):
-                    await self._reap(*gone, jobs)
-            self._settle(jobs)
-
-    def _command(self, workdirs: list[Workdir]) -> str:
-        """Keep this server's leases, list the expired ones, list the jobs."""
-        return "\n".join(
-            [
-                *(workdir.renewal() for workdir in workdirs),
-                expired_leases([workdir.path for workdir in workdirs]),
-                f"{self.squeue} --me --noheader --states=all "
-                f"--format='{JOB_FIELDS}'",
-            ]
-        )
-
-    def _settle(self, jobs: dict[str, tuple[JobEnd, str]]) -> None:
-        """End the wait for each job that has ended, or that Slurm forgot."""
-        for job_id, (ended, _) in list(self.waiting.items()):
-            job = jobs[job_id][0] if job_id in jobs else None
-            if job is not None:
-                self.seen[job_id] = job
-            if (job is None or job.state in ENDED_STATES) and not ended.done():
-                ended.set_result(self.seen.pop(job_id, JobEnd("")))
-
-    async def _reap(self, workdir: str, owner: str, jobs: dict) -> None:
-        """Cancel the gone ``owner``'s jobs that have not ended, and remove its
-        folders and lease in ``workdir``."""
-        mark = f"{workdir}/{TASK_FOLDER_PREFIX}{owner}-"
-        left = [
-            job_id
-            for job_id, (job, folder) in jobs.items()
-            if folder.startswith(mark) and job.state not in ENDED_STATES
-        ]
-        with suppress(OSError):  # not reached now: the lease says it next time
-            await self.shell.run(reap(workdir, owner, left, self.scancel))
-
-
-#: What ``squeue`` says of each job: id, state, node, working folder (last: it may
-#: hold a ``|``).
-JOB_FIELDS = "%i|%T|%N|%Z"
-
-
-def listed_jobs(lines: list[str]) -> dict[str, tuple[JobEnd, str]]:
-    """Each job ``squeue`` listed (lines of :data:`JOB_FIELDS`) and its folder."""
-    jobs = {}
-    for line in lines:
-        fields = line.split("|", 3)
-        if len(fields) == 4 and fields[0] != EXPIRED:
-            jobs[fields[0]] = JobEnd(fields[1], fields[2]), fields[3]
-    return jobs
-
-
-_jobs: dict[tuple, SlurmJobs] = {}
-
-
-def slurm_jobs(
-    shell: Shell, squeue: str, scancel: str, poll_freq: float
-) -> SlurmJobs:
-    """The poller of ``shell``'s cluster for this event loop."""
-    key = (shell.where, squeue, poll_freq, id(asyncio.get_running_loop()))
-    if key not in _jobs:
-        _jobs[key] = SlurmJobs(shell, squeue, scancel, poll_freq)
-    return _jobs[key]
-
-
-def final_state(job: JobEnd, exit: TaskExit, said: str) -> str:
-    """Slurm's last state of the job; if Slurm forgot the job before it was seen
-    ended, what the job's output file (``said``) and its task tell."""
-    if job.state:
-        return job.state
-    if "DUE TO TIME LIMIT" in said:
-        return "TIMEOUT"
-    if "memory limit" in said:
-        return "OUT_OF_MEMORY"
-    if "CANCELLED AT" in said:
-        return "CANCELLED"
-    return "COMPLETED" if exit.exit_code == 0 else "FAILED"
-
-
-def why_job_failed(job_id: str, state: str, exit: TaskExit, output: str) -> str:
-    """Say why a job ended without the task's outcome, with Slurm's own words from
-    the job's output file."""
-    said = "\n".join(line for line in output.splitlines() if "slurmstepd" in line)
-    job = f"Slurm job {job_id}"
-    # The launcher's own line, when the job's Python exited VERSIONS_DIFFER; not the
-    # launcher's source, which bash quotes when it reports the Python killed.
-    versions = [
-        line for line in output.splitlines() if line.startswith(VERSIONS_SAID)
-    ]
-    if versions:
-        found = versions[-1].removeprefix(VERSIONS_SAID).strip()
-        return (
-            f"RuntimeError: {job}: the compute node's Python runs other versions "
-            f"than this server ({found} there, {json.dumps(runtime_versions())} "
-            "here). Set python_path to a Python with the server's Covalent and "
-            "cloudpickle."
-        )
-    if state == "TIMEOUT":
-        reason = f"TIMEOUT: {job} ran out of time (its --time limit)"
-    elif state == "OUT_OF_MEMORY" or "memory limit" in said:
-        reason = f"OUT_OF_MEMORY: {job} ran out of memory (its --mem limit)"
-    elif state == "CANCELLED":
-        reason = f"CANCELLED: {job} was cancelled outside Covalent (scancel)"
-    elif exit.exit_code is not None:
-        return f"{timing.describe_exit(exit)}; {job} ended {state}"
-    else:
-        last = output.strip().splitlines()[-1:] or ["no output"]
-        return f"RuntimeError: {job} ended {state} before the task began: {last[0]}"
-    return f"{reason} before the task returned" + (f"\n{said}" if said else "")
-
-
-# --8<-- [end:jobs]
 
 
 # --8<-- [start:plugin-attributes]

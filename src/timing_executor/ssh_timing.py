@@ -2,11 +2,11 @@
 
 The executor starts a *launcher* on the remote machine, once per connection, over
 one SSH channel: the same launcher that runs tasks locally for ``TimingExecutor``
-(``timing.serve_tasks``), sent over by value, so the remote machine needs Python
-and Covalent but not this package. The launcher forks each task into a process of
-its own under a supervisor, which measures its CPU time there and ends every
-process it left. The task's outcome and output come back over the channel; the
-record is appended here, on the server.
+(:mod:`~timing_executor.task_side.launcher`), sent over by value, so the remote
+machine needs Python and Covalent but not this package. The launcher forks each
+task into a process of its own under a supervisor, which measures its CPU time
+there and ends every process it left. The task's outcome and output come back
+over the channel; the record is appended here, on the server.
 """
 
 # --8<-- [start:imports]
@@ -28,8 +28,19 @@ from covalent._shared_files.exceptions import TaskCancelledError
 from covalent.executor.base import AsyncBaseExecutor
 from covalent.executor.schemas import TaskUpdate
 
-from timing_executor import timing
-from timing_executor.ssh_connection import (
+from timing_executor import task_side
+from timing_executor.server_side.defaults import empty_means_default
+from timing_executor.server_side.launchers import TaskLauncher
+from timing_executor.server_side.records import (
+    DEFAULT_TIMING_FILEPATH,
+    TaskRecord,
+    check_record_format,
+    resolve_timing_filepath,
+    task_ids,
+    task_name,
+)
+from timing_executor.server_side.reporting import refused_tasks, report_end
+from timing_executor.server_side.ssh_connection import (
     LoginFailed,
     SSHTarget,
     check_port,
@@ -40,32 +51,19 @@ from timing_executor.ssh_connection import (
     remote_quote,
     target_of,
 )
-from timing_executor.timing import (
-    DEFAULT_TIMING_FILEPATH,
+from timing_executor.server_side.task_runs import TaskEnd, TaskRun
+from timing_executor.task_side.boot import (
     LAUNCHER_BOOT,
-    LAUNCHER_UNHEARD,
     VERSIONS_DIFFER,
     VERSIONS_SAID,
-    MessageReader,
-    TaskEnd,
-    TaskLauncher,
-    TaskRecord,
-    TaskRun,
     boot_message,
-    check_record_format,
-    empty_means_default,
-    encode_message,
-    refused_tasks,
-    report_end,
-    resolve_timing_filepath,
     runtime_versions,
-    serve_tasks,
-    task_ids,
-    task_name,
 )
+from timing_executor.task_side.launcher import LAUNCHER_UNHEARD, serve_tasks
+from timing_executor.task_side.messages import MessageReader, encode_message
 
 # The launcher and the code that runs tasks go to the remote machine by value.
-cloudpickle.register_pickle_by_value(timing)
+cloudpickle.register_pickle_by_value(task_side)
 # --8<-- [end:imports]
 
 

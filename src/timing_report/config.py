@@ -10,7 +10,8 @@ from pathlib import Path
 
 import toml
 
-#: The executors' default record file (``timing_executor.timing.DEFAULT_TIMING_FILEPATH``).
+#: The executors' default record file
+#: (``timing_executor.server_side.records.DEFAULT_TIMING_FILEPATH``).
 DEFAULT_TIMING_FILEPATH = str(
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "covalent" / "timing.log"
 )

@@ -1,5 +1,6 @@
 """The how-to page's listings: what they show, what their copy buttons copy, and
-that the copied plugin works on a Covalent server that lacks this package."""
+that the copied plugins work on a Covalent server: the small plugin where this
+package is missing, ``timing.py`` and ``async_timing.py`` where it can be imported."""
 
 import re
 from pathlib import Path
@@ -25,34 +26,21 @@ from tests.browser.site import REPOSITORY
 SOURCES = REPOSITORY / "src" / "timing_executor"
 DOCS_SRC = REPOSITORY / "docs_src"
 RECORD = r"Node (\d+) in dispatch ([0-9a-f-]{36}) took \d+\.\d{6}s of CPU time\."
-#: The listings of timing.py that replace async_timing.py's helper import.
-TIMING_HELPER_PARTS = ("imports", "records", "task-process", "launcher", "executor-side")
+#: The modules timing.py builds on, which the page shows in full (a marked part each):
+#: all of task_side, and server_side but for what only the SSH and Slurm executors use.
+SUPPORT_MODULES = [
+    *sorted(SOURCES.glob("task_side/*.py")),
+    *(
+        SOURCES / "server_side" / f"{name}.py"
+        for name in ("records", "launchers", "task_runs", "reporting", "defaults")
+    ),
+]
 
 
 def plugin_listings(page, module: str):
     """The listings of a plugin's section that show the parts of its source module."""
     parts = list(marked_parts(SOURCES / f"{module}.py").values())
     return listings_of_parts(section_listings(page, PLUGIN_SECTIONS[module]), parts)
-
-
-def listings_by_part(page, module: str) -> dict:
-    """Map each marked part's name to the listing on the page that shows it."""
-    names = marked_parts(SOURCES / f"{module}.py")
-    return dict(zip(names, plugin_listings(page, module), strict=True))
-
-
-def single_file_async_plugin(page) -> str:
-    """The async plugin as the page says to copy it into a plugin folder: the helper
-    import replaced by the first five listings of timing.py."""
-    sync, async_ = listings_by_part(page, "timing"), listings_by_part(page, "async_timing")
-    return as_module(
-        [
-            async_["imports"],
-            *(sync[part] for part in TIMING_HELPER_PARTS),
-            async_["plugin-attributes"],
-            async_["executor"],
-        ]
-    )
 
 
 def workflow_listing(page, section: str, script: str):
@@ -86,6 +74,17 @@ def test_workflow_listings_show_and_copy_the_whole_script(how_to, section, scrip
     assert listing.copied.rstrip("\n") == source.rstrip("\n")
 
 
+def test_the_modules_timing_py_builds_on_are_shown_and_copied_whole(how_to):
+    """Every marked part of task_side and server_side is on the page, once, and its
+    copy button copies exactly it."""
+    parts = [part.rstrip("\n") for path in SUPPORT_MODULES for part in marked_parts(path).values()]
+    assert len(parts) >= 11
+    listings = copy_listings(how_to, "article div.highlight")
+    for part in parts:
+        (listing,) = (item for item in listings if item.shown.rstrip("\n") == part)
+        assert listing.copied.rstrip("\n") == part
+
+
 def test_every_copy_button_copies_only_the_code(how_to):
     listings = copy_listings(how_to, "article div.highlight")
     assert len(listings) >= 15
@@ -98,13 +97,19 @@ def test_every_copy_button_copies_only_the_code(how_to):
     assert not wrong, "copy buttons that copy more or less than the code:\n" + "\n".join(wrong)
 
 
-def test_copied_timing_plugin_runs_the_workflow_without_the_package(
+def test_copied_timing_plugin_runs_the_workflow_where_the_package_is(
     how_to, reader_python, tmp_path
 ):
+    """The page's three listings of timing.py, saved as a plugin of the reader's own,
+    run the workflow on a server that can import the package."""
     plugin = as_module(plugin_listings(how_to, "timing"))
     workflow = workflow_listing(how_to, WORKFLOW_SECTION, "workflow.py")
     run = run_workflow_with_copied_plugins(
-        reader_python, tmp_path / "reader-home", {"timing": plugin}, workflow.copied
+        reader_python,
+        tmp_path / "reader-home",
+        {"my_timing": plugin},
+        workflow.copied,
+        with_package=True,
     )
     assert run.returncode == 0, run.stderr
     status, *printed_records = run.stdout.splitlines()
@@ -117,16 +122,15 @@ def test_copied_timing_plugin_runs_the_workflow_without_the_package(
     assert len({match[2] for match in matches}) == 1
 
 
-def test_copied_async_plugin_runs_the_short_name_workflow_without_the_package(
+def test_copied_async_plugin_runs_the_short_name_workflow_where_the_package_is(
     how_to, reader_python, tmp_path
 ):
-    plugins = {
-        "timing": as_module(plugin_listings(how_to, "timing")),
-        "async_timing": single_file_async_plugin(how_to),
-    }
+    plugins = {"async_timing": as_module(plugin_listings(how_to, "async_timing"))}
     workflow = workflow_listing(how_to, SHORT_NAME_SECTION, "short_name.py")
     home = tmp_path / "reader-home"
-    run = run_workflow_with_copied_plugins(reader_python, home, plugins, workflow.copied)
+    run = run_workflow_with_copied_plugins(
+        reader_python, home, plugins, workflow.copied, with_package=True
+    )
     assert run.returncode == 0, run.stderr
     status, *printed_records = run.stdout.splitlines()
     assert status == "COMPLETED: 6"
@@ -141,16 +145,31 @@ DOWNLOADS = {
     "timing.py": SOURCES / "timing.py",
 }
 
-DOWNLOADED_PLUGINS_WORKFLOW = """
+#: Runs the downloaded small_timing.py, on a server without this package.
+SMALL_PLUGIN_WORKFLOW = """
 import covalent as ct
-from covalent.executor import TimingExecutor
-
-timing = TimingExecutor("timing.log")
 
 
 @ct.electron(executor="small_timing")
 def add(x, y):
     return x + y
+
+
+@ct.lattice
+def workflow(x, y):
+    return add(x, y)
+
+
+result = ct.get_result(ct.dispatch(workflow)(1, 2), wait=True)
+print(result.status, result.result)
+"""
+
+#: Runs the downloaded timing.py, saved as my_timing.py, where the package can be imported.
+TIMING_PLUGIN_WORKFLOW = """
+import covalent as ct
+from covalent.executor import TimingExecutor
+
+timing = TimingExecutor("timing.log")
 
 
 @ct.electron(executor=timing)
@@ -168,12 +187,12 @@ def give_up():
 
 @ct.lattice
 def workflow(x, y):
-    return multiply(y, add(x, y)), give_up()
+    return multiply(x, y), give_up()
 
 
-result = ct.get_result(ct.dispatch(workflow)(1, 2), wait=True)
+result = ct.get_result(ct.dispatch(workflow)(2, 3), wait=True)
 print(result.status)
-for node in map(result.get_node_result, range(6)):
+for node in map(result.get_node_result, range(4)):
     print(f"{node['node_name']} {node['status']} {node['stdout']!r}")
 """
 
@@ -194,22 +213,35 @@ def test_download_links_give_the_complete_modules(how_to):
     assert downloads(how_to) == {name: path.read_bytes() for name, path in DOWNLOADS.items()}
 
 
-def test_downloaded_modules_work_as_plugins_without_the_package(how_to, reader_python, tmp_path):
-    plugins = {
-        name.removesuffix(".py"): text.decode("utf-8") for name, text in downloads(how_to).items()
-    }
+def test_downloaded_small_plugin_works_without_the_package(how_to, reader_python, tmp_path):
+    plugin = downloads(how_to)["small_timing.py"].decode("utf-8")
     home = tmp_path / "reader-home"
     run = run_workflow_with_copied_plugins(
-        reader_python, home, plugins, DOWNLOADED_PLUGINS_WORKFLOW
+        reader_python, home, {"small_timing": plugin}, SMALL_PLUGIN_WORKFLOW
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["COMPLETED 3"]
+    assert re.fullmatch(
+        r"Node 0 in dispatch \S+ took \d+\.\d{6}s\.\n", (home / "timing.log").read_text()
+    )
+
+
+def test_downloaded_timing_module_works_as_a_plugin_where_the_package_is(
+    how_to, reader_python, tmp_path
+):
+    plugin = downloads(how_to)["timing.py"].decode("utf-8")
+    run = run_workflow_with_copied_plugins(
+        reader_python,
+        tmp_path / "reader-home",
+        {"my_timing": plugin},
+        TIMING_PLUGIN_WORKFLOW,
+        with_package=True,
     )
     assert run.returncode == 0, run.stderr
     status, *nodes = run.stdout.splitlines()
     assert status == "FAILED"  # give_up's node only
     assert "multiply COMPLETED 'multiplying\\n'" in nodes
-    assert "add COMPLETED None" in nodes and "give_up FAILED None" in nodes
-    assert re.fullmatch(
-        r"Node 0 in dispatch \S+ took \d+\.\d{6}s\.\n", (home / "timing.log").read_text()
-    )
+    assert "give_up FAILED None" in nodes
     timing_records = (run.folder / "timing.log").read_text().splitlines()
     assert len(timing_records) == 2
     assert any("failed (SystemExit)" in line for line in timing_records)

@@ -17,13 +17,13 @@ from typing import Protocol
 
 import asyncssh
 
-from timing_executor.ssh_connection import (
+from timing_executor.server_side.launchers import SpawnedProcess
+from timing_executor.server_side.ssh_connection import (
     LoginFailed,
     SSHTarget,
     connection,
     discard,
 )
-from timing_executor.timing import SpawnedProcess
 
 #: How many commands run at once over one SSH connection. OpenSSH allows 10
 #: sessions per connection (``MaxSessions``), and ``ssh_timing``'s launcher may
@@ -71,7 +71,7 @@ def run_local(command: str, input: bytes | None = None) -> CommandResult:
     """Run ``command`` with ``sh -c`` in the home folder; wait for it to exit.
 
     Its input and output are in-memory files, not pipes, and ``posix_spawn``
-    starts it (:class:`~timing_executor.timing.SpawnedProcess`), not
+    starts it (:class:`~timing_executor.server_side.launchers.SpawnedProcess`), not
     ``subprocess``: a process forked from the server at that moment (Covalent's
     ``local`` forks its pool workers) keeps a copy of every pipe the server holds
     open, so the end of a pipe that ``subprocess`` waits for may never come.

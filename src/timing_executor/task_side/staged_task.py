@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 
-from timing_executor.timing import supervise_task
+from timing_executor.task_side.supervisor import supervise_task
 
 #: The files a task's supervisor leaves, each uploaded if it is there.
 OUTCOME_FILES = ("ended.json", "outcome.pkl", "stdout", "stderr")

@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from timing_executor.staged_task import OUTCOME_FILES
+from timing_executor.task_side.staged_task import OUTCOME_FILES
 
 #: Attempts of each request (the first and the retries), and its timeouts.
 ATTEMPTS, CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS = 4, 5, 60

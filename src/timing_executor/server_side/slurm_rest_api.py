@@ -235,3 +235,67 @@ def _refusal(where: str, status: int, answer: Any) -> str:
     else:
         fix = "Slurm's own words above say what to change"
     return f"{where} answered {status}: {said}. {fix}."
+
+
+class RestJobs:
+    """The jobs this server waits for at one slurmrestd, all polled with one
+    request every ``poll_freq`` seconds. While the daemon does not answer, the
+    polls go on; after ``unreachable_timeout`` seconds without an answer every
+    wait fails, naming the daemon."""
+
+    def __init__(
+        self, api: SlurmRestApi, poll_freq: float, unreachable_timeout: float
+    ):
+        self.api, self.poll_freq = api, poll_freq
+        self.unreachable_timeout = unreachable_timeout
+        self.waiting: dict[str, asyncio.Future] = {}
+        self.seen: dict[str, JobState] = {}
+        self.polling: asyncio.Task | None = None
+
+    async def end_of(self, job_id: str) -> JobState:
+        """Wait until job ``job_id`` has ended; the API's last word on it."""
+        ended = asyncio.get_running_loop().create_future()
+        self.waiting[job_id] = ended
+        if self.polling is None or self.polling.done():
+            self.polling = asyncio.create_task(self._poll())
+        try:
+            return await ended
+        finally:
+            self.waiting.pop(job_id, None)
+
+    async def _poll(self) -> None:
+        answered = time.monotonic()
+        while self.waiting:
+            await asyncio.sleep(self.poll_freq)
+            try:
+                jobs = await self.api.jobs()
+            except SlurmRestError as error:
+                if time.monotonic() - answered > self.unreachable_timeout:
+                    self._fail(error)
+                continue
+            answered = time.monotonic()
+            for job_id, ended in list(self.waiting.items()):
+                job = jobs.get(job_id)
+                if job is not None:
+                    self.seen[job_id] = job
+                if (job is None or job.state in ENDED_STATES) and not ended.done():
+                    ended.set_result(self.seen.pop(job_id, JobState("")))
+
+    def _fail(self, error: SlurmRestError) -> None:
+        message = f"{error} (no answer for {self.unreachable_timeout} s)"
+        for ended in self.waiting.values():
+            if not ended.done():
+                ended.set_exception(SlurmRestError(message))
+
+
+_jobs: dict[tuple, RestJobs] = {}
+
+
+def rest_jobs(
+    api: SlurmRestApi, poll_freq: float, unreachable_timeout: float
+) -> RestJobs:
+    """The poller of ``api`` for this event loop."""
+    key = (api, poll_freq, unreachable_timeout, id(asyncio.get_running_loop()))
+    if key not in _jobs:
+        _jobs[key] = RestJobs(api, poll_freq, unreachable_timeout)
+    return _jobs[key]

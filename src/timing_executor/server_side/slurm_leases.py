@@ -19,8 +19,8 @@ import re
 import shlex
 import uuid
 
-from timing_executor.shells import Shell
-from timing_executor.ssh_connection import remote_quote
+from timing_executor.server_side.shells import Shell
+from timing_executor.server_side.ssh_connection import remote_quote
 
 #: This server's mark on its jobs and its lease, one for each server process.
 OWNER = uuid.uuid4().hex[:12]
