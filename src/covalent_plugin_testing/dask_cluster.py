@@ -64,6 +64,14 @@ def _stop(process: subprocess.Popen) -> None:
     stop_process(process, grace=20)
 
 
+def _address_in(scheduler_file: Path) -> str | None:
+    """The address a scheduler file names, or None while it is missing or half written."""
+    try:
+        return json.loads(scheduler_file.read_text())["address"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
 def _wait_for_workers(python: str, scheduler_file: Path, count: int) -> None:
     if python == sys.executable:  # this environment has Dask: no need for a new process
         with _client(scheduler_file=str(scheduler_file), timeout=60) as client:
@@ -114,11 +122,11 @@ def running_dask_cluster(
         )  # fmt: skip
         stack.callback(_stop, scheduler)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not scheduler_file.exists():
+        # The scheduler creates its file, then writes it: wait until it holds JSON.
+        while (address := _address_in(scheduler_file)) is None:
             if scheduler.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"dask scheduler did not start:\n{log.name}")
             time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
         cluster = DaskCluster(address=address, folder=folder)
         for index in range(workers):
             home = folder / f"worker-{index}"
