@@ -16,8 +16,10 @@ from tests.covalent_only_venv import other_cloudpickle
 from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 from tests.workflows import (
     add_multiply_workflow,
+    assert_inside_the_config_folder,
     assert_misbehaviour_reported,
     big_result_workflow,
+    covalent_folders_workflow,
     dispatch_and_wait,
     error_of,
     misbehaving_workflow,
@@ -285,3 +287,15 @@ def test_a_job_over_its_time_limit_fails_naming_it(s3_server, out_of_time):
     assert "TIMEOUT: Slurm job " in error and "ran out of time (its time_limit)" in error
     assert s3_server.keys(executor.bucket) == []
     assert list((folder / "job-tmp").iterdir()) == []
+
+
+def test_the_jobs_covalent_keeps_its_folders_in_the_jobs_own(
+    covalent_server, s3_server, executor, tmp_path
+):
+    """A job of the REST API gets HOME from the password database (this machine's
+    real home, here): its Covalent must make nothing there, all in its folder."""
+    result = dispatch_and_wait(covalent_folders_workflow(executor))
+    assert str(result.status) == "COMPLETED", error_of(result, "covalent_folders")
+    config = assert_inside_the_config_folder(result.result)
+    assert config.parent.parent == tmp_path / "job-tmp"
+    assert_nothing_left(s3_server, executor, tmp_path)
