@@ -170,13 +170,9 @@ def running_jobs(slurm_rest) -> list[str]:
     ]
 
 
-def test_the_rest_daemon_restarted_while_a_job_runs(
-    covalent_server, slurm_rest, s3_server, executor, tmp_path
-):
-    """The polls fail while slurmrestd is down, for longer than one request's
-    retries (3.5 s of pauses); the job runs on, is found again and its task's
-    result comes back."""
-    folder = tmp_path / "held"
+def dispatch_a_held_task(executor, folder: Path) -> str:
+    """Dispatch a task that starts, then waits (60 s at most) until ``folder/release``
+    exists and returns "finished"; return the dispatch's id once it has started."""
     folder.mkdir()
 
     def held():
@@ -191,10 +187,37 @@ def test_the_rest_daemon_restarted_while_a_job_runs(
     dispatch_id = ct.dispatch(one_task(executor, held))()
     wait_until((folder / "started").exists, 60)
     assert (folder / "started").exists()
+    return dispatch_id
+
+
+def test_the_rest_daemon_restarted_while_a_job_runs(
+    covalent_server, slurm_rest, s3_server, executor, tmp_path
+):
+    """The polls fail while slurmrestd is down, for longer than one request's
+    retries (3.5 s of pauses); the job runs on, is found again and its task's
+    result comes back."""
+    folder = tmp_path / "held"
+    dispatch_id = dispatch_a_held_task(executor, folder)
     with slurm_rest.stopped():
         time.sleep(6)  # polls refused meanwhile
         (folder / "release").touch()
         time.sleep(2)
+    result = ct.get_result(dispatch_id, wait=True)
+    assert result.result == "finished", result.error
+    assert_nothing_left(s3_server, executor, tmp_path)
+
+
+def test_the_object_store_restarted_while_a_job_runs(
+    covalent_server, slurm_rest, s3_server, executor, tmp_path
+):
+    """The task ends while the S3 endpoint is down: the job's uploads are refused
+    and tried again (1, 2, 4 ... s apart) until the endpoint is back; the job then
+    ends, and its result comes back whole with nothing left in the bucket."""
+    folder = tmp_path / "held"
+    dispatch_id = dispatch_a_held_task(executor, folder)
+    with s3_server.stopped():
+        (folder / "release").touch()
+        time.sleep(4)  # the job's first uploads are refused meanwhile
     result = ct.get_result(dispatch_id, wait=True)
     assert result.result == "finished", result.error
     assert_nothing_left(s3_server, executor, tmp_path)
