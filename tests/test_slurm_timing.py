@@ -378,6 +378,47 @@ def test_a_poll_that_fails_does_not_stop_the_polling(slurm_cluster, tmp_path):
     assert list(tmp_path.iterdir()) == []  # the lease too is gone
 
 
+class SubmitsDuringTheFirstSqueue(LocalShell):
+    """This machine's shell: while its first ``squeue`` runs, another task's job is
+    submitted and waited for, as when many tasks start at once."""
+
+    def __init__(self, submit) -> None:
+        self.submit, self.late = submit, []
+
+    async def run(self, command: str, input: bytes | None = None) -> CommandResult:
+        listed = await super().run(command, input)
+        if "squeue" in command and not self.late:
+            self.late.append(self.submit())
+            await asyncio.sleep(0)
+        return listed
+
+
+def test_a_job_submitted_while_squeue_runs_is_not_taken_for_gone(slurm_cluster, tmp_path):
+    """The first ``squeue`` answer lacks the job submitted while it ran: that job
+    has not ended for that, and its wait goes on until Slurm says COMPLETED."""
+    slurm = f"SLURM_CONF={slurm_cluster.conf} "
+
+    def submit_and_wait() -> asyncio.Task:
+        job_id = slurm_cluster.submit("#!/bin/sh\nsleep 1\n")
+        return asyncio.create_task(jobs.end_of(job_id, workdir_of(shell, str(tmp_path))))
+
+    shell = SubmitsDuringTheFirstSqueue(submit_and_wait)
+    jobs = SlurmJobs(shell, slurm + "squeue", slurm + "scancel", poll_freq=0.2)
+
+    async def both_ends() -> tuple[JobEnd, JobEnd]:
+        workdir = workdir_of(shell, str(tmp_path))
+        await workdir.enter(shell, orphan_timeout=60)
+        try:
+            first = slurm_cluster.submit("#!/bin/sh\nsleep 3\n")
+            first_end = await asyncio.wait_for(jobs.end_of(first, workdir), timeout=60)
+            return first_end, await asyncio.wait_for(shell.late[0], timeout=60)
+        finally:
+            await workdir.leave(shell, orphan_timeout=60)
+
+    first, late = asyncio.run(both_ends())
+    assert (first.state, late.state) == ("COMPLETED", "COMPLETED")
+
+
 def test_a_job_slurm_has_forgotten_is_not_lost(covalent_server, covalent_only, tmp_path):
     """Slurm forgets a job MinJobAge after its end (here 2 s, purged within 10 s);
     polling every 15 s, the executor finds the task's end in its folder."""

@@ -243,10 +243,12 @@ class ExecutorConformance:
         done = conformance.run(workflows.many(conformance.executor))
         statuses = [str(node["status"]) for node in done.nodes["square"]]
         if done.result.result != [index * index for index in range(workflows.MANY)]:
+            failed = [node for node in done.nodes["square"] if str(node["status"]) != "COMPLETED"]
+            first = f"; the first that did not says: {text_of(failed[0]).strip()!r}"
             fail(
                 f"{workflows.MANY} tasks dispatched at once did not all complete",
                 f"{statuses.count('COMPLETED')} COMPLETED, dispatch {done.result.status}: "
-                f"{done.result.error!r}",
+                f"{done.result.error!r}{first if failed else ''}",
                 "threads",
             )
 

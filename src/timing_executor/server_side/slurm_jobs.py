@@ -71,6 +71,7 @@ class SlurmJobs:
             workdirs = {
                 workdir.path: workdir for _, workdir in self.waiting.values()
             }
+            asked = set(self.waiting)  # a job submitted later may not be listed
             try:
                 listed = await self.shell.run(
                     self._command(list(workdirs.values()))
@@ -86,7 +87,7 @@ class SlurmJobs:
                     gone := expired_lease(line, list(workdirs))
                 ):
                     await self._reap(*gone, jobs)
-            self._settle(jobs)
+            self._settle(jobs, asked)
 
     def _command(self, workdirs: list[Workdir]) -> str:
         """Keep this server's leases, list the expired ones, list the jobs."""
@@ -99,12 +100,15 @@ class SlurmJobs:
             ]
         )
 
-    def _settle(self, jobs: dict[str, tuple[JobEnd, str]]) -> None:
-        """End the wait for each job that has ended, or that Slurm forgot."""
+    def _settle(self, jobs: dict[str, tuple[JobEnd, str]], asked: set[str]) -> None:
+        """End the wait for each job that has ended, or that Slurm forgot (of
+        those ``asked`` about: waited for before ``squeue`` ran)."""
         for job_id, (ended, _) in list(self.waiting.items()):
             job = jobs[job_id][0] if job_id in jobs else None
             if job is not None:
                 self.seen[job_id] = job
+            elif job_id not in asked:
+                continue
             if (job is None or job.state in ENDED_STATES) and not ended.done():
                 ended.set_result(self.seen.pop(job_id, JobEnd("")))
 

@@ -267,6 +267,9 @@ class RestJobs:
         answered = time.monotonic()
         while self.waiting:
             await asyncio.sleep(self.poll_freq)
+            # A job submitted while the request is on its way may be missing from
+            # the answer: only those waited for before it was sent can be gone.
+            asked = set(self.waiting)
             try:
                 jobs = await self.api.jobs()
             except SlurmRestError as error:
@@ -278,6 +281,8 @@ class RestJobs:
                 job = jobs.get(job_id)
                 if job is not None:
                     self.seen[job_id] = job
+                elif job_id not in asked:
+                    continue
                 if (job is None or job.state in ENDED_STATES) and not ended.done():
                     ended.set_result(self.seen.pop(job_id, JobState("")))
 
