@@ -8,7 +8,9 @@
 
 Each case starts an isolated server (covalent_plugin_testing) with the two
 baselines in its executor plugin folder, and stops it before the next case.
-The table also goes to benchmarks/results/, the chart to docs/explanation/.
+The table also goes to benchmarks/results/, the chart to docs/explanation/;
+``results.json`` is written after each case, so a run stopped keeps what it measured
+(and names the cases it did not reach).
 """
 
 import argparse
@@ -134,29 +136,39 @@ def main(argv: list[str] | None = None) -> None:
     steps = [step for step in steps if step[1].split()[0] in args.cases]
     results: dict[str, cases.CaseResult] = {}
     failed = []
-    for description, name, step in steps:
+    for number, (description, name, step) in enumerate(steps, 1):
         _log(description)
         try:
             results.setdefault(name, cases.CaseResult()).extend(step())
         except Exception as error:  # keep the other cases' figures
             failed.append(f"{description}: {type(error).__name__}: {error}")
             _log(f"FAILED {failed[-1]}")
+        if not args.no_write:  # a run stopped later keeps what it measured
+            left = [later[0] for later in steps[number:]]
+            _write_samples(machine, results, failed, left)
     samples = [s for result in results.values() for s in result.samples]
     failures = "".join(f"\nNot measured: {failure}\n" for failure in failed)
     text = f"Machine: {machine}\n\n{report.table(samples)}\n{failures}"
     print(text)
     if not args.no_write:
-        RESULTS_DIR.mkdir(exist_ok=True)
         (RESULTS_DIR / "results.md").write_text(text)
         (RESULTS_DIR / "summary.md").write_text(report.summary(samples) + "\n")
-        raw = {"machine": machine, "samples": [asdict(s) for s in samples], "failed": failed}
-        (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
         if all(name in results for name in "ABI"):
             abi = (results[name] for name in "ABI")
             report.chart(*abi, CHART, results.get("G"))
         _log(f"wrote {RESULTS_DIR}/results.md, results.json and {CHART}")
     if failed:
         sys.exit(1)
+
+
+def _write_samples(machine: str, results: dict, failed: list[str], left: list[str]) -> None:
+    """``results.json``: every sample so far, the cases that failed and those not run yet."""
+    samples = [asdict(s) for result in results.values() for s in result.samples]
+    raw = {"machine": machine, "samples": samples, "failed": failed}
+    if left:
+        raw["not_run_yet"] = left
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
 
 
 if __name__ == "__main__":
