@@ -55,6 +55,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx_autodoc_typehints",
     "sphinx_copybutton",
+    "scorecard_table",
 ]
 
 source_suffix = {".md": "markdown"}

@@ -14,6 +14,7 @@ import pytest
 
 from tests.batch_parts import options_for
 from tests.covalent_only_venv import other_cloudpickle
+from tests.refusing_proxy import refusing_proxy
 from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 from tests.workflows import (
     add_multiply_workflow,
@@ -221,6 +222,28 @@ def test_the_object_store_restarted_while_a_job_runs(
         time.sleep(4)  # the job's first uploads are refused meanwhile
     result = ct.get_result(dispatch_id, wait=True)
     assert result.result == "finished", result.error
+    assert_nothing_left(s3_server, executor, tmp_path)
+
+
+def test_a_transient_5xx_is_tried_again_on_every_side(
+    covalent_server, s3_server, slurm_rest, options, tmp_path
+):
+    """The first request of each kind to the object store and to slurmrestd gets
+    503: the server's S3 calls (boto3's retries), the job's downloads and uploads
+    and the REST requests are all tried again, and the result comes back."""
+    s3_port = int(s3_server.endpoint_url.rsplit(":", 1)[1])
+    with refusing_proxy(s3_port) as s3, refusing_proxy(slurm_rest.port) as rest:
+        executor = BatchTimingExecutor(
+            **(options | {"s3_endpoint_url": s3.url, "rest_url": rest.url}),
+            timing_filepath=tmp_path / "records.jsonl",
+        )
+        result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert result.result == 6, result.error
+    refused_objects = {(method, path.rsplit("/", 1)[1]) for method, path in s3.refused}
+    for kind in [("PUT", "task.pkl"), ("GET", "task.pkl"), ("PUT", "outcome.pkl")]:
+        assert kind in refused_objects, s3.refused  # by the server, by the job, by the job
+    refused_calls = {(method, path.rsplit("/", 1)[1]) for method, path in rest.refused}
+    assert {("POST", "submit"), ("GET", "jobs")} <= refused_calls, rest.refused
     assert_nothing_left(s3_server, executor, tmp_path)
 
 
