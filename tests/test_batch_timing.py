@@ -87,6 +87,17 @@ def one_task(executor, task):
     return workflow
 
 
+def bare_job(name: str) -> dict:
+    """The API's description of a job named ``name`` that writes no file."""
+    return {
+        "name": name,
+        "current_working_directory": "/",
+        "environment": {"PATH": "/usr/bin:/bin"},
+        "standard_output": "/dev/null",
+        "standard_error": "/dev/null",
+    }
+
+
 def assert_nothing_left(s3_server, executor, tmp_path):
     """No object in the bucket, no folder of a job on the compute node."""
     assert s3_server.keys(executor.bucket) == []
@@ -225,6 +236,33 @@ def test_the_object_store_restarted_while_a_job_runs(
     assert_nothing_left(s3_server, executor, tmp_path)
 
 
+def test_what_a_stopped_server_left_is_removed_by_a_later_task(
+    covalent_server, s3_server, slurm_rest, executor, tmp_path
+):
+    """A server that stopped while a task ran left its objects and its job (named
+    as the executor names them, with a moment their URLs expired long ago): the
+    next task removes those objects and cancels that job, and keeps the objects of
+    a task whose URLs are still good."""
+    client = s3_server.client()
+    gone, live = "timing-tasks/1000-stopped", f"timing-tasks/{int(time.time()) + 3600}-live"
+    for key in (f"{gone}/task.pkl", f"{gone}/outcome.pkl", f"{live}/task.pkl"):
+        client.put_object(Bucket=executor.bucket, Key=key, Body=b"left behind")
+    job = bare_job("covalent-1000-stopped-0")
+    script = {"job": job, "script": "#!/bin/bash\nsleep 300\n"}
+    left = slurm_rest.request("POST", slurm_rest.path("job/submit"), script).body["job_id"]
+
+    def state() -> str:
+        answer = slurm_rest.request("GET", slurm_rest.path(f"job/{left}"))
+        return answer.body["jobs"][0]["job_state"]
+
+    result = dispatch_and_wait(add_multiply_workflow(executor), 1, 2)
+    assert result.result == 6, result.error
+    wait_until(lambda: state() == "CANCELLED", 30)
+    assert state() == "CANCELLED"
+    assert s3_server.keys(executor.bucket) == [f"{live}/task.pkl"]
+    client.delete_object(Bucket=executor.bucket, Key=f"{live}/task.pkl")
+
+
 def test_a_transient_5xx_is_tried_again_on_every_side(
     covalent_server, s3_server, slurm_rest, options, tmp_path
 ):
@@ -318,15 +356,10 @@ def test_why_a_job_left_no_outcome_names_the_apis_words():
 
 def test_a_job_submitted_while_a_poll_is_on_its_way_is_not_taken_for_gone(slurm_rest, token_file):
     """Many tasks at once: a job submitted while the poll's request is out is missing
-    from its answer, and has not ended for that (the CI once saw 3 of 50 fail so)."""
+    from its answer, and has not ended for that (the likely cause of 3 tasks of 50
+    failing in CI once)."""
     late: list[asyncio.Task] = []
-    job = {
-        "name": "late",
-        "current_working_directory": "/",
-        "environment": {"PATH": "/usr/bin:/bin"},
-        "standard_output": "/dev/null",
-        "standard_error": "/dev/null",
-    }
+    job = bare_job("late")
 
     class SubmitsDuringThePoll(SlurmRestApi):
         async def jobs(self):

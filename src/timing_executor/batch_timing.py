@@ -27,6 +27,7 @@ from covalent.executor.base import AsyncBaseExecutor
 from covalent.executor.schemas import TaskUpdate
 
 from timing_executor import task_side
+from timing_executor.server_side.batch_orphans import sweep_now_and_then
 from timing_executor.server_side.defaults import empty_means_default
 from timing_executor.server_side.launchers import TaskExit
 from timing_executor.server_side.object_store import ObjectStore, TaskObjects
@@ -316,13 +317,15 @@ class BatchTimingExecutor(AsyncBaseExecutor):
         report = partial(report_end, record_type=BatchTaskRecord)
         name = task_name(function)
         store, api = self.store(), self.api()
-        objects = TaskObjects(store)
+        expires = int(time.time()) + self.url_lifetime  # see batch_orphans
+        objects = TaskObjects(store, expires)
         job_id = None
         try:
             self.check_given()
+            sweep_now_and_then(store, api)
             await objects.put_task(cloudpickle.dumps((".", function, args, kwargs)))
             task_url, outcome_urls = await objects.urls(self.url_lifetime)
-            job_name = f"covalent-{dispatch_id[:8]}-{node_id}"
+            job_name = f"covalent-{expires}-{dispatch_id[:8]}-{node_id}"
             job_id = await api.submit(*self.job(job_name, task_url, outcome_urls))
             details["job_id"] = job_id
             if hasattr(self, "_send_queue"):  # run by Covalent, not called by hand

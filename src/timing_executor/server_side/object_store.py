@@ -30,8 +30,8 @@ FIXES = {
     "profile the server uses)",
     "NoSuchBucket": "the bucket does not exist: create it, or name another one "
     "in bucket",
-    "AccessDenied": "the credentials may not use this bucket: give them read, "
-    "write and delete on it",
+    "AccessDenied": "the credentials may not use this bucket: give them list, "
+    "read, write and delete on it",
 }
 
 
@@ -79,6 +79,23 @@ class ObjectStore:
             config=config,
         )
 
+    async def keys(self, prefix: str) -> list[str]:
+        """Every key of the bucket under ``prefix``."""
+        keys: list[str] = []
+        token: dict[str, str] = {}
+        while True:
+            page = await self.call(
+                "list the bucket",
+                "list_objects_v2",
+                Bucket=self.bucket,
+                Prefix=prefix,
+                **token,
+            )
+            keys += [item["Key"] for item in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return keys
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
     async def call(self, what: str, method: str, **arguments: Any) -> Any:
         """``client.method(**arguments)`` in a thread; failures named (``what``:
         what the server was doing)."""
@@ -115,12 +132,19 @@ def _call(store: ObjectStore, method: str, arguments: dict) -> Any:
     return getattr(_clients[store], method)(**arguments)
 
 
-class TaskObjects:
-    """The objects of one task: ``PREFIX/task.pkl`` and the job's outcome files."""
+#: The folder of the bucket that holds every task's objects.
+TASKS_FOLDER = "timing-tasks"
 
-    def __init__(self, store: ObjectStore, prefix: str = "timing-tasks") -> None:
+
+class TaskObjects:
+    """The objects of one task, ``timing-tasks/EXPIRES-ID/``: ``task.pkl`` and the
+    job's outcome files. ``EXPIRES`` is when the task's URLs expire (seconds since
+    the epoch): past it, nothing can use them (see
+    :mod:`~timing_executor.server_side.batch_orphans`)."""
+
+    def __init__(self, store: ObjectStore, expires: int) -> None:
         self.store = store
-        self.prefix = f"{prefix}/{uuid.uuid4().hex}"
+        self.prefix = f"{TASKS_FOLDER}/{expires}-{uuid.uuid4().hex}"
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}"

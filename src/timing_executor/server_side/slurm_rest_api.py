@@ -53,6 +53,8 @@ class JobState:
         None  #: The batch script's wait status, as the API gives it.
     )
     node: str = ""
+    name: str = ""  #: The job's name.
+    user: str = ""  #: The user it runs as.
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class SlurmRestApi:
                 job.get("state_reason", ""),
                 job.get("exit_code"),
                 job.get("nodes", ""),
+                job.get("name", ""),
+                job.get("user_name", ""),
             )
             for job in answer.get("jobs", [])
         }
