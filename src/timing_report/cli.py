@@ -1,7 +1,9 @@
-"""The ``timing-executor`` command: ``timing-executor report PATH`` and its options.
+"""The ``timing-executor`` command: ``timing-executor report PATH`` and its options,
+and ``timing-executor new-plugin NAME``, which makes a plugin project
+(:mod:`covalent_plugin_testing.new_plugin`).
 
-It reads record files only, so it does not import Covalent: it starts quickly and
-never writes Covalent's configuration.
+It reads record files (or writes a project's files) only, so it does not import
+Covalent: it starts quickly and never writes Covalent's configuration.
 
 Exit status: 0 when the report was written; 1 when the file cannot be read,
 holds no records, has no (or more than one) dispatch matching an id, or the plot
@@ -25,7 +27,10 @@ PROGRAM = "timing-executor"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROGRAM, description="Read the records of TimingExecutor and AsyncTimingExecutor."
+        prog=PROGRAM,
+        description=(
+            "Read the records of TimingExecutor and its siblings, or make a new plugin project."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     report = commands.add_parser(
@@ -67,13 +72,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.png",
         help="with --compare, also save a bar chart per node (needs timing-executor[plot])",
     )
+    new_plugin = commands.add_parser(
+        "new-plugin",
+        help="make a new executor plugin project that passes the conformance suite",
+        description=(
+            "Make a plugin project: pyproject.toml with the entry point, the executor "
+            "module (TimingExecutor under the new name), tests that run the conformance "
+            "suite on a real Covalent server, tox.ini and .ci/run."
+        ),
+    )
+    new_plugin.add_argument("name", metavar="NAME", help="the short name, such as my_executor")
+    new_plugin.add_argument(
+        "folder",
+        nargs="?",
+        metavar="FOLDER",
+        help="a new folder for the project (default: covalent-NAME-plugin, - for _)",
+    )
     return parser
+
+
+def new_plugin(args: argparse.Namespace) -> int:
+    from covalent_plugin_testing.new_plugin import write_project
+
+    folder = args.folder or f"covalent-{args.name.replace('_', '-')}-plugin"
+    try:
+        made = write_project(args.name, folder)
+    except (ValueError, FileExistsError) as error:
+        print(f"{PROGRAM} new-plugin: {error}", file=sys.stderr)
+        return 2
+    print(f"made {made}: cd there, pip install -e '.[test]', then pytest")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "new-plugin":
+        return new_plugin(args)
     if args.plot and not args.compare:
         parser.error("--plot draws a comparison: use it with --compare ID_A ID_B")
     try:
