@@ -120,15 +120,6 @@ def test_misbehaving_tasks_fail_only_their_own_node(covalent_server, tmp_path, s
     )
 
 
-def test_output_that_is_not_utf8_costs_local_the_whole_result(covalent_server):
-    """Covalent's ``local`` stores a task's bytes as they are, and the client cannot
-    decode the result; the timing executors' nodes hold U+FFFD instead (see
-    ``assert_misbehaviour_reported``)."""
-    dispatch_id = ct.dispatch(misbehaving_workflow("local", ["prints_bytes"]))()
-    with pytest.raises(UnicodeDecodeError):
-        ct.get_result(dispatch_id, wait=True)
-
-
 #: Seconds from calling ``ct.cancel`` until the tasks' processes are gone, the
 #: client's request to the server included. Measured here (2 cores): 0.1-0.3 s for
 #: one running task, 0.8-1.1 s for the 9 nodes of the thread-pool test; with four
