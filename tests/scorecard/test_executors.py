@@ -68,6 +68,7 @@ class TestCovalentSSHPlugin(ExecutorConformance):
         from covalent_ssh_plugin.ssh import SSHExecutor
 
         map_alias(covalent_server, SSH_ALIAS, ssh_server)
+        (tmp_path / "cache").mkdir()  # the plugin writes there, without making it
         return SSHExecutor(
             username=ssh_server.username,
             hostname=SSH_ALIAS,

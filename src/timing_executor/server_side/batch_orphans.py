@@ -18,8 +18,8 @@ from contextlib import suppress
 from timing_executor.server_side.object_store import TASKS_FOLDER, ObjectStore
 from timing_executor.server_side.slurm_rest_api import ENDED_STATES, SlurmRestApi
 
-#: Seconds after a task's URLs expire before what it left counts as orphaned: an
-#: upload that began just before the end has that long to finish.
+#: Seconds after a task's URLs expire before what it left counts as orphaned, so
+#: that an upload begun just before the end has that long to finish.
 GRACE_SECONDS = 600
 #: Seconds between two sweeps of one bucket and slurmrestd by one server.
 SWEEP_INTERVAL_SECONDS = 3600
