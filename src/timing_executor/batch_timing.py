@@ -318,7 +318,7 @@ class BatchTimingExecutor(AsyncBaseExecutor):
         name = task_name(function)
         store, api = self.store(), self.api()
         expires = int(time.time()) + self.url_lifetime  # see batch_orphans
-        objects = TaskObjects(store, expires)
+        objects = TaskObjects(store, expires, f"{dispatch_id}-{node_id}")
         job_id = None
         try:
             self.check_given()

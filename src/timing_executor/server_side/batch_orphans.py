@@ -3,7 +3,7 @@
 A Covalent server that dies while its jobs run cannot cancel them or remove their
 objects; a job that ends later still leaves its outcome in the bucket. So each task
 carries in its names the moment its presigned URLs expire (seconds since the epoch):
-its objects are ``timing-tasks/EXPIRES-ID/...`` and its job is
+its objects are ``timing-tasks/EXPIRES-.../...`` and its job is
 ``covalent-EXPIRES-...``. Once that moment is :data:`GRACE_SECONDS` past, no job can
 read or write those objects and no server waits for them. A task that starts
 removes such objects and cancels such jobs of its user, in the background, unless a
@@ -29,7 +29,7 @@ _sweeps: set[asyncio.Task] = set()
 
 
 def expiry(name: str) -> int | None:
-    """The moment in a task's folder (``EXPIRES-ID``) or job name
+    """The moment in a task's folder (``EXPIRES-...``) or job name
     (``covalent-EXPIRES-...``), or None if the name has none."""
     word = name.removeprefix("covalent-").split("-", 1)[0]
     return int(word) if word.isdigit() else None
