@@ -137,11 +137,11 @@ TASKS_FOLDER = "timing-tasks"
 
 
 class TaskObjects:
-    """The objects of one task, ``timing-tasks/EXPIRES-TASK-ID/``: ``task.pkl`` and
-    the job's outcome files. ``EXPIRES`` is when the task's URLs expire (seconds since
-    the epoch): past it, nothing can use them (see
-    :mod:`~timing_executor.server_side.batch_orphans`); ``TASK`` names the task, such
-    as ``DISPATCH-NODE``, so its objects can be told from those of other tasks."""
+    """The objects of one task, ``timing-tasks/EXPIRES-TASK-ID/``: ``task.pkl``
+    and the job's outcome files. ``EXPIRES`` is when the task's URLs expire
+    (seconds since the epoch): past it, nothing can use them (see
+    :mod:`~timing_executor.server_side.batch_orphans`); ``TASK`` names the task,
+    such as ``DISPATCH-NODE``, so its objects can be told from other tasks'."""
 
     def __init__(self, store: ObjectStore, expires: int, task: str) -> None:
         self.store = store
