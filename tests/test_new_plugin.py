@@ -49,7 +49,8 @@ def test_a_new_project_installed_in_a_new_venv_passes_its_tests(tmp_path):
     [
         ("My-Executor", "cannot be a short name: use lower-case letters"),
         ("class", "cannot be a short name"),
-        ("timing", "is taken by Covalent or timing-executor"),
+        ("timing", "is taken by Covalent or an installed plugin"),
+        ("local", "is taken by Covalent or an installed plugin"),
     ],
 )
 def test_a_bad_name_is_refused_naming_it(tmp_path, capsys, name, said):

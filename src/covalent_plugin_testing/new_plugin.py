@@ -9,6 +9,7 @@ conformance suite on the kit's real server; a ``tox.ini`` and a CI script.
 
 import keyword
 import re
+from importlib.metadata import entry_points
 from importlib.util import find_spec
 from pathlib import Path
 from string import Template
@@ -122,9 +123,20 @@ or `TIMING_EXECUTOR=/path/to/timing-executor bash .ci/run` (tox).
 """
 
 
-#: Short names Covalent or timing-executor already give.
-TAKEN = {"local", "dask", "timing", "async_timing", "dask_timing", "ssh_timing",
-         "slurm_timing", "batch_timing"}  # fmt: skip
+#: Covalent's own short names; installed plugins give theirs by entry points.
+COVALENTS_OWN = {"local", "dask"}
+
+
+def taken_names() -> set[str]:
+    """The short names Covalent and the installed plugins (this package's too) give."""
+    plugins = entry_points(group="covalent.executor.executor_plugins")
+    return COVALENTS_OWN | {plugin.name for plugin in plugins}
+
+
+def distribution_name(name: str) -> str:
+    """``my_cluster`` -> ``covalent-my-cluster-plugin``: the package, and the
+    project's default folder."""
+    return f"covalent-{name.replace('_', '-')}-plugin"
 
 
 def check_name(name: str) -> str:
@@ -134,9 +146,9 @@ def check_name(name: str) -> str:
             f"plugin name {name!r} cannot be a short name: use lower-case letters, "
             "digits and underscores, starting with a letter, such as 'my_executor'."
         )
-    if name in TAKEN:
+    if name in taken_names():
         raise ValueError(
-            f"plugin name {name!r} is taken by Covalent or timing-executor: choose another."
+            f"plugin name {name!r} is taken by Covalent or an installed plugin: choose another."
         )
     return name
 
@@ -165,10 +177,11 @@ def executor_module(camel: str) -> str:
     return docstring + body.rstrip() + "\n"
 
 
-def write_project(name: str, folder: Path) -> Path:
-    """Make the project of plugin ``name`` in ``folder`` (a new folder); return it."""
+def write_project(name: str, folder: Path | str | None = None) -> Path:
+    """Make the project of plugin ``name`` in ``folder`` (a new or empty folder;
+    default :func:`distribution_name`); return it."""
     check_name(name)
-    folder = Path(folder)
+    folder = Path(folder or distribution_name(name))
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"{str(folder)!r} is not empty: name a new folder for the project.")
     camel = class_name(name)
@@ -176,7 +189,7 @@ def write_project(name: str, folder: Path) -> Path:
         "name": name,
         "camel": camel,
         "package": f"covalent_{name}_plugin",
-        "distribution": f"covalent-{name.replace('_', '-')}-plugin",
+        "distribution": distribution_name(name),
     }
     package = folder / "src" / names["package"]
     files = {

@@ -94,9 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 def new_plugin(args: argparse.Namespace) -> int:
     from covalent_plugin_testing.new_plugin import write_project
 
-    folder = args.folder or f"covalent-{args.name.replace('_', '-')}-plugin"
     try:
-        made = write_project(args.name, folder)
+        made = write_project(args.name, args.folder)
     except (ValueError, FileExistsError) as error:
         print(f"{PROGRAM} new-plugin: {error}", file=sys.stderr)
         return 2

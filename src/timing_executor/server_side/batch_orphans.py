@@ -71,7 +71,7 @@ def sweep_now_and_then(store: ObjectStore, api: SlurmRestApi) -> None:
     _swept[key] = time.monotonic()
 
     async def sweep() -> None:
-        with suppress(ConnectionError):  # the next server tries again
+        with suppress(ConnectionError):  # the next sweep tries again
             await remove_orphans(store, api)
 
     task = asyncio.get_running_loop().create_task(sweep())
