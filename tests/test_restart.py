@@ -15,6 +15,7 @@ import pytest
 import toml
 
 from covalent_plugin_testing.server import run_client, running_server, stop_server
+from tests.test_slurm_orphans import ending_slowly
 from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 
 pytestmark = pytest.mark.server
@@ -89,16 +90,22 @@ def test_a_restart_stops_the_remote_task_and_leaves_nothing_there(
         section |= ssh_login
     else:
         section |= {"slurm_conf": str(slurm_cluster.conf), "poll_freq": 0.5}
+        section = ending_slowly(section, tmp_path / "ends")  # 2 s to end once cancelled
     home = tmp_path / "home"
     config_file = home / ".config" / "covalent" / "covalent.conf"
     config_file.parent.mkdir(parents=True)
     config_file.write_text(toml.dumps({"executors": {executor: section}}))
 
+    jobs_seen = set()
+
     def remote_side() -> dict[str, list]:
         there = {"in remote_workdir": [path.name for path in workdir.iterdir()]}
         if executor == "slurm_timing":
             there["Slurm jobs"] = slurm_cluster.job_ids()
+            jobs_seen.update(there["Slurm jobs"])
         return there
 
     old, again = restart_mid_dispatch(home, tmp_path / "markers", executor, remote_side)
     assert old in ("RUNNING", "FAILED") and again == "COMPLETED"
+    if executor == "slurm_timing":  # the cancelled job found its folder at its end
+        assert jobs_seen and jobs_seen <= set((tmp_path / "ends").read_text().split())

@@ -108,6 +108,17 @@ def section(cluster, covalent_only, tmp_path) -> dict:
     }
 
 
+def ending_slowly(section: dict, ends: Path) -> dict:
+    """``section`` whose jobs run on for 2 s once cancelled (bash runs its trap,
+    then the postrun lines), as a job that copies its outputs away at its end, and
+    then write their id into the file ``ends`` if their folder is still there."""
+    still_there = f'[ -e slurm.out ] && echo "$SLURM_JOB_ID" >> {shlex.quote(str(ends))}'
+    return section | {
+        "prerun_commands": ["trap true TERM"],
+        "postrun_commands": ["sleep 2", still_there],
+    }
+
+
 def dispatch_waiting(server, markers: Path, release: Path, tasks: int) -> str:
     """Dispatch ``tasks`` waiting electrons to ``server``; return once they run."""
     markers.mkdir()
@@ -198,6 +209,23 @@ def test_the_next_servers_first_task_cancels_a_killed_servers_jobs(
 
     run_one_task(configured_home(tmp_path / "b", section | ssh_login))
     assert_cancelled_and_removed(cluster, workdir, killed)
+    assert list(workdir.iterdir()) == []
+
+
+def test_a_killed_servers_jobs_have_ended_before_their_folders_go(cluster, section, tmp_path):
+    """Jobs that take 2 s to end once cancelled still find their folders at their
+    end: the next server removes a gone server's folders once its jobs have ended."""
+    workdir, ends = Path(section["remote_workdir"]), tmp_path / "ends"
+    killed = kill_while_two_jobs_run(
+        configured_home(tmp_path / "a", ending_slowly(section, ends)),
+        workdir,
+        cluster,
+        tmp_path / "a-markers",
+    )
+    killed.wait_until_expired()
+    run_one_task(configured_home(tmp_path / "b", section))
+    assert_cancelled_and_removed(cluster, workdir, killed)
+    assert sorted(ends.read_text().split()) == sorted(killed.jobs)
     assert list(workdir.iterdir()) == []
 
 

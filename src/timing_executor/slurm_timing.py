@@ -48,6 +48,7 @@ from timing_executor.server_side.slurm_job_scripts import (
     sbatch_lines,
 )
 from timing_executor.server_side.slurm_jobs import (
+    cancel_and_wait,
     final_state,
     slurm_jobs,
     why_job_failed,
@@ -245,6 +246,7 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         except (ConnectionError, ValueError, RuntimeError) as error:
             return failed(error, 0.0)
         folder = task_folder(workdir.path)
+        job_id = job = None
         try:
             await self._stage(shell, folder, function, args, kwargs)
             job_id = await self._submit(shell, folder)
@@ -262,8 +264,13 @@ class SlurmTimingExecutor(AsyncBaseExecutor):
         except (ConnectionError, RuntimeError) as error:
             return failed(error, time.perf_counter() - wall_start)
         finally:
+            ending = ""
+            if job_id is not None and job is None:  # the server stops, say
+                # The job still writes into its folder while it ends.
+                squeue, scancel = self.slurm("squeue"), self.slurm("scancel")
+                ending = cancel_and_wait([job_id], squeue, scancel)
             try:
-                await shell.run(f"rm -rf {shlex.quote(folder)}")
+                await shell.run(f"{ending}\nrm -rf {shlex.quote(folder)}")
             finally:
                 await workdir.leave(shell, self.orphan_timeout)
         cancelled = (

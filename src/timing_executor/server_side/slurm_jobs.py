@@ -3,6 +3,7 @@ how a job ended, in words."""
 
 import asyncio
 import json
+import shlex
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -121,8 +122,36 @@ class SlurmJobs:
             for job_id, (job, folder) in jobs.items()
             if folder.startswith(mark) and job.state not in ENDED_STATES
         ]
+        cancel = cancel_and_wait(left, self.squeue, self.scancel)
         with suppress(OSError):  # not reached now: the lease says it next time
-            await self.shell.run(reap(workdir, owner, left, self.scancel))
+            await self.shell.run(reap(workdir, owner, cancel))
+
+
+#: Seconds a cancelled job may take to end (its processes, its last lines) before
+#: its folder is removed all the same.
+END_WAIT_SECONDS = 15
+
+
+def cancel_and_wait(job_ids: list[str], squeue: str, scancel: str) -> str:
+    """Shell lines that cancel ``job_ids`` and wait until none of them runs any
+    more, :data:`END_WAIT_SECONDS` at most: ``scancel`` only sends the signal, and
+    a job that is ending still writes into its folder."""
+    if not job_ids:
+        return ""
+    ended = "|".join(sorted(ENDED_STATES))
+    listed = (
+        f"{squeue} --noheader --states=all --format=%T "
+        f"--jobs={shlex.quote(','.join(job_ids))} 2>/dev/null"
+    )
+    return "\n".join(
+        [
+            f"{scancel} {' '.join(map(shlex.quote, job_ids))}",
+            f"for _ in $(seq {END_WAIT_SECONDS * 4}); do",
+            f"  {listed} | grep -qvxE '{ended}' || break",  # all ended or forgotten
+            "  sleep 0.25",
+            "done",
+        ]
+    )
 
 
 #: What ``squeue`` says of each job: id, state, node, working folder (last: it may

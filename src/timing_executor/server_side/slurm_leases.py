@@ -77,16 +77,16 @@ def expired_lease(line: str, workdirs: list[str]) -> tuple[str, str] | None:
     return workdirs[int(index)], owner
 
 
-def reap(workdir: str, owner: str, job_ids: list[str], scancel: str) -> str:
-    """The command that cancels ``job_ids`` of the gone ``owner`` and removes its
-    task folders and lease in ``workdir``, if its lease still has expired."""
+def reap(workdir: str, owner: str, cancel: str) -> str:
+    """The command that runs ``cancel`` (shell lines that cancel the gone
+    ``owner``'s jobs and wait for their end) and removes its task folders and
+    lease in ``workdir``, if its lease still has expired."""
     folder = shlex.quote(workdir)
     lease = f"{folder}/{LEASE_PREFIX}{owner}"
-    cancel = f"{scancel} {' '.join(map(shlex.quote, job_ids))}\n" if job_ids else ""
     return (
         f"until=; {{ read -r until < {lease}; }} 2>/dev/null\n"
         f'if [ -O {lease} ] && [ "$until" -lt "$(date +%s)" ] 2>/dev/null; then\n'
-        f"{cancel}rm -rf {folder}/{TASK_FOLDER_PREFIX}{owner}-* {lease}\nfi"
+        f"{cancel}\nrm -rf {folder}/{TASK_FOLDER_PREFIX}{owner}-* {lease}\nfi"
     )
 
 
