@@ -236,10 +236,10 @@ def test_the_object_store_restarted_while_a_job_runs(
     assert_nothing_left(s3_server, executor, tmp_path)
 
 
-def test_what_a_stopped_server_left_is_removed_by_a_later_task(
+def test_what_a_killed_server_left_is_removed_by_a_later_task(
     covalent_server, s3_server, slurm_rest, executor, tmp_path
 ):
-    """A server that stopped while a task ran left its objects and its job (named
+    """A server that was killed while a task ran left its objects and its job (named
     as the executor names them, with a moment their URLs expired long ago): the
     next task removes those objects and cancels that job, and keeps the objects of
     a task whose URLs are still good."""
@@ -379,6 +379,24 @@ def test_a_job_submitted_while_a_poll_is_on_its_way_is_not_taken_for_gone(slurm_
 
     first, late_end = asyncio.run(both_ends())
     assert (first.state, late_end.state) == ("COMPLETED", "COMPLETED")
+
+
+def test_cancel_and_wait_returns_once_the_job_has_ended(slurm_rest, token_file, tmp_path):
+    """A job that takes 2 s to end once cancelled (as a runner that still uploads
+    its outcome) has ended when ``cancel_and_wait`` returns: it was not merely sent
+    the signal, so objects removed then stay removed."""
+    ended = tmp_path / "ended"
+    script = f"#!/bin/bash\ntrap 'sleep 2; touch {ended}; exit 143' TERM\nsleep 300 & wait\n"
+    api = SlurmRestApi(slurm_rest.url, slurm_rest.user, str(token_file))
+
+    async def cancel_once_running() -> str:
+        job_id = await api.submit(bare_job("ends-slowly"), script)
+        while (await api.jobs())[job_id].state != "RUNNING":
+            await asyncio.sleep(0.1)
+        await api.cancel_and_wait(job_id)
+        return (await api.jobs())[job_id].state
+
+    assert (asyncio.run(cancel_once_running()), ended.exists()) == ("CANCELLED", True)
 
 
 def test_a_compute_node_python_with_other_versions_fails_naming_it(

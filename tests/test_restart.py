@@ -4,7 +4,8 @@ stopped with the server, the old dispatch never completes (it stays RUNNING, or
 FAILED when the failure reached the database before the server stopped), and the
 workflow dispatched again runs to its end: with this package's executors as with
 Covalent's own ``local``. A remote task is stopped too (its Slurm job cancelled),
-and nothing is left in its ``remote_workdir``."""
+and nothing is left in its ``remote_workdir``; a batch job is cancelled through
+the API, and nothing is left in the bucket."""
 
 import json
 import tempfile
@@ -15,6 +16,7 @@ import pytest
 import toml
 
 from covalent_plugin_testing.server import run_client, running_server, stop_server
+from tests.batch_parts import PROFILE, options_for
 from tests.test_slurm_orphans import ending_slowly
 from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 
@@ -92,9 +94,7 @@ def test_a_restart_stops_the_remote_task_and_leaves_nothing_there(
         section |= {"slurm_conf": str(slurm_cluster.conf), "poll_freq": 0.5}
         section = ending_slowly(section, tmp_path / "ends")  # 2 s to end once cancelled
     home = tmp_path / "home"
-    config_file = home / ".config" / "covalent" / "covalent.conf"
-    config_file.parent.mkdir(parents=True)
-    config_file.write_text(toml.dumps({"executors": {executor: section}}))
+    write_config(home, executor, section)
 
     jobs_seen = set()
 
@@ -109,3 +109,36 @@ def test_a_restart_stops_the_remote_task_and_leaves_nothing_there(
     assert old in ("RUNNING", "FAILED") and again == "COMPLETED"
     if executor == "slurm_timing":  # the cancelled job found its folder at its end
         assert jobs_seen and jobs_seen <= set((tmp_path / "ends").read_text().split())
+
+
+def test_a_restart_cancels_the_batch_job_and_leaves_nothing_in_the_bucket(
+    tmp_path, slurm_rest, slurm_cluster, s3_server, s3_bucket, token_file, covalent_only
+):
+    """The server stops while a ``batch_timing`` task runs: its job is cancelled
+    through the API, and once it has ended its objects are removed."""
+    section = options_for(slurm_rest, s3_server, s3_bucket, token_file, covalent_only, tmp_path)
+    home = tmp_path / "home"
+    write_config(home, "batch_timing", section)
+    (home / ".aws").mkdir()
+    (home / ".aws" / "credentials").write_text(
+        f"[{PROFILE}]\naws_access_key_id = {s3_server.access_key}\n"
+        f"aws_secret_access_key = {s3_server.secret_key}\n"
+    )
+
+    def remote_side() -> dict[str, list]:
+        return {
+            "in the bucket": s3_server.keys(s3_bucket),
+            "Slurm jobs": slurm_cluster.job_ids(),
+            "job folders": list((tmp_path / "job-tmp").iterdir()),
+        }
+
+    markers = tmp_path / "markers"
+    old, again = restart_mid_dispatch(home, markers, "batch_timing", remote_side)
+    assert old in ("RUNNING", "FAILED") and again == "COMPLETED"
+
+
+def write_config(home: Path, executor: str, section: dict) -> None:
+    """The section of ``executor`` in the Covalent configuration under ``home``."""
+    config_file = home / ".config" / "covalent" / "covalent.conf"
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text(toml.dumps({"executors": {executor: section}}))

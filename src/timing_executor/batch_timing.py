@@ -319,7 +319,7 @@ class BatchTimingExecutor(AsyncBaseExecutor):
         store, api = self.store(), self.api()
         expires = int(time.time()) + self.url_lifetime  # see batch_orphans
         objects = TaskObjects(store, expires, f"{dispatch_id}-{node_id}")
-        job_id = None
+        job_id, job = None, None
         try:
             self.check_given()
             sweep_now_and_then(store, api)
@@ -337,10 +337,14 @@ class BatchTimingExecutor(AsyncBaseExecutor):
             ).end_of(job_id)
             details["node"], details["state"] = job.node or None, job.state or None
             files = await objects.outcome()
-        except (ConnectionError, ValueError) as error:
-            if job_id is not None:  # stop it: it would leave objects later
+        except BaseException as error:  # a fault, or the server stops
+            if job_id is not None and job is None:  # it would upload later
                 with suppress(ConnectionError):
-                    await api.cancel(job_id)
+                    await api.cancel_and_wait(job_id)
+            if not isinstance(error, (ConnectionError, ValueError)):
+                with suppress(ConnectionError):
+                    await objects.remove()
+                raise
             end = TaskEnd(
                 "FAILED", started_at, 0.0, time.perf_counter() - wall_start
             )

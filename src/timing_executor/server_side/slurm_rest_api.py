@@ -1,5 +1,5 @@
 """Slurm's REST API (``slurmrestd``), as the server uses it: submit a job, ask for
-the state of all jobs with one request, cancel a job.
+the state of all jobs with one request, cancel a job (and wait for its end).
 
 Requests go with the standard library's ``urllib`` in threads, off the server's
 event loop, each with the user's name and a JSON Web Token read from a file at
@@ -37,6 +37,9 @@ ENDED_STATES = {
     "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
     "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "TIMEOUT",
 }  # fmt: skip
+#: Seconds a cancelled job may take to end (its processes, their last uploads)
+#: before its objects are removed all the same, and between two looks at it.
+END_WAIT_SECONDS, END_POLL_SECONDS = 15, 0.25
 
 
 class SlurmRestError(ConnectionError):
@@ -131,6 +134,18 @@ class SlurmRestApi:
 
     async def cancel(self, job_id: str) -> None:
         await self.request("DELETE", f"/slurm/{await self.version()}/job/{job_id}")
+
+    async def cancel_and_wait(self, job_id: str) -> None:
+        """Cancel job ``job_id`` and wait until it has ended or Slurm forgot it,
+        :data:`END_WAIT_SECONDS` at most: ``DELETE`` only sends the signal, and a
+        job that is ending still uploads what its task left."""
+        await self.cancel(job_id)
+        deadline = time.monotonic() + END_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            job = (await self.jobs()).get(job_id)
+            if job is None or job.state in ENDED_STATES:
+                return
+            await asyncio.sleep(END_POLL_SECONDS)
 
 
 def _expiry(token: str) -> float | None:
