@@ -30,7 +30,13 @@ from tests.workflows import (
     sleeping_workflow,
 )
 from timing_executor.batch_timing import BatchTimingExecutor
-from timing_executor.server_side.slurm_rest_api import JobState, RestJobs, SlurmRestApi
+from timing_executor.server_side import slurm_rest_api
+from timing_executor.server_side.slurm_rest_api import (
+    JobState,
+    RestJobs,
+    SlurmRestApi,
+    SlurmRestError,
+)
 
 pytestmark = pytest.mark.server
 
@@ -397,6 +403,22 @@ def test_cancel_and_wait_returns_once_the_job_has_ended(slurm_rest, token_file, 
         return (await api.jobs())[job_id].state
 
     assert (asyncio.run(cancel_once_running()), ended.exists()) == ("CANCELLED", True)
+
+
+def test_a_daemon_serving_none_of_the_spoken_versions_is_named(
+    slurm_rest, token_file, monkeypatch
+):
+    """As against a Slurm whose API versions this module does not speak: the first
+    request fails naming what the daemon serves, what the executor speaks, and the fix."""
+    monkeypatch.setattr(slurm_rest_api, "SPOKEN_VERSIONS", ("v0.0.99",))
+    monkeypatch.setattr(slurm_rest_api, "_versions", {})
+    api = SlurmRestApi(slurm_rest.url, slurm_rest.user, str(token_file))
+    with pytest.raises(SlurmRestError) as raised:
+        asyncio.run(api.jobs())
+    said = str(raised.value)
+    assert said.startswith(f"slurmrestd at {slurm_rest.url} serves the API versions [")
+    assert "'v0.0.38'" in said and "speaks ['v0.0.99']" in said
+    assert "Start slurmrestd with -s openapi/v0.0.99" in said
 
 
 def test_a_compute_node_python_with_other_versions_fails_naming_it(
