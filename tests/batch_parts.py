@@ -14,17 +14,27 @@ PROFILE = "kit-s3"
 def server_credentials(covalent_server, s3_server) -> Path:
     """The kit's S3 keys in the Covalent server's own AWS configuration (its home is
     the kit's), as profiles: the right one, and one with a wrong secret."""
-    folder = covalent_server.home / ".aws"
+    return write_credentials(covalent_server.home, s3_server, wrong_secret=True)
+
+
+def write_credentials(home: Path, s3_server, wrong_secret: bool = False) -> Path:
+    """The kit's S3 keys as the profile :data:`PROFILE` of ``home``'s AWS
+    credentials; ``wrong_secret``: also a profile ``wrong-secret`` with a bad one."""
+    folder = home / ".aws"
     folder.mkdir(exist_ok=True)
     credentials = folder / "credentials"
-    credentials.write_text(
-        f"[{PROFILE}]\n"
-        f"aws_access_key_id = {s3_server.access_key}\n"
-        f"aws_secret_access_key = {s3_server.secret_key}\n"
-        "[wrong-secret]\n"
-        f"aws_access_key_id = {s3_server.access_key}\n"
-        "aws_secret_access_key = not-the-secret\n"
-    )
+    lines = [
+        f"[{PROFILE}]",
+        f"aws_access_key_id = {s3_server.access_key}",
+        f"aws_secret_access_key = {s3_server.secret_key}",
+    ]
+    if wrong_secret:
+        lines += [
+            "[wrong-secret]",
+            f"aws_access_key_id = {s3_server.access_key}",
+            "aws_secret_access_key = not-the-secret",
+        ]
+    credentials.write_text("\n".join(lines) + "\n")
     return credentials
 
 

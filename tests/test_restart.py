@@ -16,7 +16,7 @@ import pytest
 import toml
 
 from covalent_plugin_testing.server import run_client, running_server, stop_server
-from tests.batch_parts import PROFILE, options_for
+from tests.batch_parts import options_for, write_credentials
 from tests.test_slurm_orphans import ending_slowly
 from tests.waiting import wait_for_pids, wait_until, wait_until_gone
 
@@ -119,11 +119,7 @@ def test_a_restart_cancels_the_batch_job_and_leaves_nothing_in_the_bucket(
     section = options_for(slurm_rest, s3_server, s3_bucket, token_file, covalent_only, tmp_path)
     home = tmp_path / "home"
     write_config(home, "batch_timing", section)
-    (home / ".aws").mkdir()
-    (home / ".aws" / "credentials").write_text(
-        f"[{PROFILE}]\naws_access_key_id = {s3_server.access_key}\n"
-        f"aws_secret_access_key = {s3_server.secret_key}\n"
-    )
+    write_credentials(home, s3_server)
 
     def remote_side() -> dict[str, list]:
         return {
