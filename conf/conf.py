@@ -110,8 +110,8 @@ _started: list[Future] = []
 def _start_servers_for_doctest(app) -> None:
     """For ``-b doctest`` only, start in the background, while Sphinx reads the pages,
     the Covalent server the examples dispatch to, a Dask scheduler with two workers of
-    two threads, an sshd and a single-node Slurm; :func:`_wait_for_servers` waits for
-    them."""
+    two threads, an sshd, a single-node Slurm with its REST API and an S3 store;
+    :func:`_servers_ready` says when they are up."""
     if app.builder.name == "doctest":
         servers = (
             running_server(DOCS_HOME, DOCS_PORT),
@@ -137,19 +137,25 @@ def _slurm_with_rest(folder: Path):
         yield slurm, rest
 
 
-def _wait_for_servers(app, env) -> None:
-    """Before the first example runs: the servers are up; the Dask examples find the
-    scheduler in ``DASK_SCHEDULER_ADDRESS`` (Dask's own setting; they fall back to
-    ``dask scheduler``'s default port); ``[executors.ssh_timing]`` and
-    ``[executors.slurm_timing]`` of covalent.conf name the build's sshd and Slurm, as
-    the pages show a reader's; and ``ct.get_result(wait=True)`` polls every
-    :data:`RESULT_POLL_SECONDS` rather than every second."""
+def _servers_ready(app, wait: bool) -> bool:
+    """Whether the first page's examples may run (``parallel-doctest-ready``, asked
+    while Sphinx still reads the other pages; with ``wait``, once it has read them
+    all): the servers are up; the Dask examples find the scheduler in
+    ``DASK_SCHEDULER_ADDRESS`` (Dask's own setting; they fall back to ``dask
+    scheduler``'s default port); ``[executors.ssh_timing]``,
+    ``[executors.slurm_timing]`` and ``[executors.batch_timing]`` of covalent.conf
+    name the build's sshd, Slurm and S3 store, as the pages show a reader's; and
+    ``ct.get_result(wait=True)`` polls every :data:`RESULT_POLL_SECONDS` rather than
+    every second."""
+    if not wait and not all(future.done() for future in _started):
+        return False
     if _started:
         _, cluster, sshd, (slurm, rest), s3 = (future.result() for future in _started)
         os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.address
         _configure_remote_executors(sshd, slurm)
         _configure_batch_executor(rest, s3)
         _poll_results_quickly()
+    return True
 
 
 def _configure_remote_executors(sshd, slurm) -> None:
@@ -264,5 +270,5 @@ def _preserve_defaults_of_wrapped(app, obj, bound_method: bool) -> None:
 def setup(app) -> None:
     app.connect("autodoc-before-process-signature", _preserve_defaults_of_wrapped)
     app.connect("builder-inited", _start_servers_for_doctest)
-    app.connect("env-updated", _wait_for_servers)
+    app.connect("parallel-doctest-ready", _servers_ready)
     app.connect("build-finished", _stop_servers)

@@ -22,17 +22,22 @@ def code_block(code: str, output: str | None = None) -> str:
     return block
 
 
-def build(tmp_path: Path, pages: dict[str, str], **env: str) -> subprocess.CompletedProcess:
+def build(
+    tmp_path: Path, pages: dict[str, str], conf: str = "", *options: str, **env: str
+) -> subprocess.CompletedProcess:
+    """Build ``pages`` with the builder; ``conf`` is more of the project's conf.py,
+    ``options`` more of sphinx-build's."""
     source = tmp_path / "source"
     source.mkdir()
     (source / "conf.py").write_text(
         f"import sys\nsys.path.insert(0, {str(CONF_DIR)!r})\nextensions = ['parallel_doctest']\n"
+        + textwrap.dedent(conf)
     )
     names = "\n".join(f"   {name}" for name in pages)
     (source / "index.rst").write_text(f"Index\n=====\n\n.. toctree::\n\n{names}\n")
     for name, text in pages.items():
         (source / f"{name}.rst").write_text(text)
-    command = [sys.executable, "-m", "sphinx", "-E", "-q", "-b", "doctest"]
+    command = [sys.executable, "-m", "sphinx", "-E", "-q", "-b", "doctest", *options]
     return subprocess.run(
         [*command, str(source), str(tmp_path / "out")],
         capture_output=True,
@@ -106,3 +111,73 @@ def test_a_page_that_runs_too_long_fails_the_build_instead_of_hanging_it(tmp_pat
     report = (tmp_path / "out" / "output.txt").read_text()
     assert "TimeoutError: stuck: its examples ran longer than 2 s" in report
     assert "    1 failure in tests" in report or "    1 failures in tests" in report
+
+
+def test_a_page_with_examples_is_read_first_and_runs_while_the_others_are_read(tmp_path):
+    """Reading page a waits for the file that page z's example leaves: the build
+    passes only if z is read before a, and its example runs before a is read."""
+    marker = tmp_path / "z-ran"
+    conf = f"""
+        import time
+        from pathlib import Path
+
+        def wait_for_z(app, docname, source):
+            if docname == "a":
+                deadline = time.monotonic() + {WAIT_SECONDS}
+                while not Path({str(marker)!r}).exists():
+                    assert time.monotonic() < deadline, "page a was read before z ran"
+                    time.sleep(0.05)
+
+        def setup(app):
+            app.connect("source-read", wait_for_z)
+    """
+    touch = f"from pathlib import Path\nPath({str(marker)!r}).touch()"
+    pages = {"a": page("No examples here.\n"), "z": page(code_block(touch))}
+    done = build(tmp_path, pages, conf)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 test\n    0 failures in tests" in (tmp_path / "out" / "output.txt").read_text()
+
+
+def test_examples_start_only_when_the_ready_event_lets_them(tmp_path):
+    """While the handler answers False they wait; at the end of the reading it is
+    asked to wait until they may run."""
+    asked = tmp_path / "asked-to-wait"
+    conf = f"""
+        from pathlib import Path
+
+        def ready(app, wait):
+            if wait:
+                Path({str(asked)!r}).touch()
+            return wait
+
+        def setup(app):
+            app.connect("parallel-doctest-ready", ready)
+    """
+    check = f"from pathlib import Path\nprint(Path({str(asked)!r}).exists())"
+    pages = {"a": page("No examples here.\n"), "z": page(code_block(check, "True"))}
+    done = build(tmp_path, pages, conf)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_warning_of_a_page_started_while_sphinx_reads_is_counted(tmp_path):
+    """Sphinx holds back warnings while it reads; the page's process logs its own
+    (an empty testcode block) at once, and the build counts them."""
+    pages = {
+        "a": page("No examples here.\n"),
+        "z": page(code_block("print(1)", "1"), ".. testcode::\n"),
+    }
+    done = build(tmp_path, pages)
+    assert "no code/output in testcode block" in done.stderr, done.stderr
+    assert "z: 1 warning(s) running its examples" in done.stderr, done.stderr
+
+
+def test_with_sphinx_reading_in_processes_each_page_runs_once(tmp_path):
+    """With -j, Sphinx's reading processes (here with autodoc's events) start no
+    page: the builder does, once."""
+    runs = tmp_path / "runs"
+    append = f"with open({str(runs)!r}, 'a') as runs:\n    runs.write('x')"
+    documented = ".. autofunction:: textwrap.dedent\n"
+    pages = {f"page{number}": page(code_block(append), documented) for number in range(8)}
+    done = build(tmp_path, pages, "extensions.append('sphinx.ext.autodoc')", "-j", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert runs.read_text() == "x" * 8
