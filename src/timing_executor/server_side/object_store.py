@@ -12,8 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from timing_executor.task_side.staged_task import OUTCOME_FILES
@@ -60,6 +58,12 @@ class ObjectStore:
     def client(self) -> Any:
         """A boto3 client. S3 stores other than AWS's own (Swift, Ceph, MinIO)
         want path-style addresses, so those get them."""
+        # Imported here, not with the module: ``import covalent`` imports every
+        # installed plugin in every process that imports it (each task's process
+        # among them), and boto3 costs about 0.2 s of CPU time there.
+        import boto3
+        from botocore.config import Config
+
         session = boto3.session.Session(profile_name=self.profile or None)
         config = Config(
             signature_version="s3v4",
