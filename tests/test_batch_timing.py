@@ -6,6 +6,8 @@ and exits; a 50 MB result; cancel through the API; every way a job ends without 
 outcome; the faults a user meets, each named; nothing left in the bucket."""
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -343,6 +345,14 @@ def test_bad_options_fail_when_the_executor_is_made(options):
         BatchTimingExecutor(**options, job_options={"script": "#!/bin/sh"})
     with pytest.raises(ValueError, match="url_lifetime 0 is not"):
         BatchTimingExecutor(**(options | {"url_lifetime": 0}))
+
+
+def test_the_object_store_module_imports_boto3_only_for_a_client():
+    """``import covalent`` imports every plugin in every task's process: boto3 (0.2 s
+    of CPU time) must not come with it."""
+    code = "import sys, timing_executor.server_side.object_store; print('boto3' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_why_a_job_left_no_outcome_names_the_apis_words():
